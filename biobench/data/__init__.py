@@ -1,0 +1,8 @@
+"""LightningDataModules and datasets."""
+
+from biobench.data.base import ClassificationDataModule
+from biobench.data.cifar import CIFARDataModule
+from biobench.data.digits import DigitsDataModule
+from biobench.data.image_folder import ImageFolderDataModule
+
+__all__ = ["CIFARDataModule", "ClassificationDataModule", "DigitsDataModule", "ImageFolderDataModule"]

@@ -1,0 +1,1 @@
+"""The LightningModules of the five systems, one file each; plain nets live in ``nets/``."""

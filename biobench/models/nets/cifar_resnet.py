@@ -1,0 +1,81 @@
+"""CIFAR-style ResNets: 3x3 stem without max-pool, for 32x32 inputs (He et al., 2016).
+
+``resnet20/32/56`` are the 3-stage BasicBlock nets of the CIFAR paper (base width 16); ``resnet18_cifar``
+is the 4-stage ImageNet ResNet-18 with a CIFAR stem (base width 64). ``width`` scales every stage.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from biobench.models.nets.registry import register_net
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x), inplace=True)
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, blocks: list[int], widths: list[int], num_classes: int, in_chans: int = 3) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
+                                  nn.ReLU(inplace=True))
+        layers, cin = [], widths[0]
+        for i, (n, w) in enumerate(zip(blocks, widths, strict=True)):
+            for j in range(n):
+                layers.append(BasicBlock(cin, w, stride=2 if (i > 0 and j == 0) else 1))
+                cin = w
+        self.layers = nn.Sequential(*layers)
+        self.num_features = cin
+        self.head = nn.Linear(cin, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _cifar3(depth: int, num_classes: int, in_chans: int, width: int) -> CifarResNet:
+    n = (depth - 2) // 6
+    return CifarResNet([n, n, n], [width, 2 * width, 4 * width], num_classes, in_chans)
+
+
+@register_net
+def resnet20(num_classes: int, in_chans: int = 3, width: int = 16) -> CifarResNet:
+    return _cifar3(20, num_classes, in_chans, width)
+
+
+@register_net
+def resnet32(num_classes: int, in_chans: int = 3, width: int = 16) -> CifarResNet:
+    return _cifar3(32, num_classes, in_chans, width)
+
+
+@register_net
+def resnet56(num_classes: int, in_chans: int = 3, width: int = 16) -> CifarResNet:
+    return _cifar3(56, num_classes, in_chans, width)
+
+
+@register_net
+def resnet18_cifar(num_classes: int, in_chans: int = 3, width: int = 64) -> CifarResNet:
+    return CifarResNet([2, 2, 2, 2], [width, 2 * width, 4 * width, 8 * width], num_classes, in_chans)

@@ -1,0 +1,109 @@
+"""The pruning stage run before training: score the training set, sample the kept subset, save it.
+
+A saved subset (``subset.json``) records the dataset fingerprint; loading it for other data is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biobench.pruning.samplers.base import Sampler
+from biobench.pruning.scores.base import Score, ScoreContext
+from biobench.utils.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+SUBSET_FILE = "subset.json"
+
+
+def keep_count(n: int, keep_ratio: float) -> int:
+    """Exact budget: ``round(keep_ratio * n)``, at least one sample."""
+    return max(1, int(round(keep_ratio * n)))
+
+
+def check_keep_ratio(keep_ratio: float) -> float:
+    if not isinstance(keep_ratio, int | float) or not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"pruning.keep_ratio must be a number in (0, 1], got {keep_ratio!r}.")
+    return float(keep_ratio)
+
+
+def load_subset(path: str | Path, fingerprint: str, n_train: int) -> np.ndarray:
+    """Read kept indices from a ``subset.json``, refusing a subset made for other data."""
+    data = read_json(path, what="pruning.indices_file")
+    if not isinstance(data, dict) or "indices" not in data or "fingerprint" not in data:
+        raise ValueError(f"pruning.indices_file '{path}' is not a biobench subset file (needs 'indices', 'fingerprint').")
+    if data["fingerprint"] != fingerprint:
+        raise ValueError(
+            f"pruning.indices_file '{path}' was made for dataset {data['fingerprint']}, but the configured data is "
+            f"{fingerprint} (other files, labels or split). Re-create the subset for this data."
+        )
+    idx = np.asarray(data["indices"], dtype=np.int64)
+    if len(idx) == 0 or idx.min() < 0 or idx.max() >= n_train:
+        raise ValueError(f"pruning.indices_file '{path}': indices must be non-empty and lie in [0, {n_train}).")
+    return idx
+
+
+class Pruner:
+    """Selects the training subset: ``indices_file`` if given, else ``sampler(score(data), keep_ratio)``.
+
+    ``keep_ratio == 1`` keeps everything and computes no score.
+    """
+
+    def __init__(
+        self,
+        score: Score,
+        sampler: Sampler,
+        keep_ratio: float = 1.0,
+        seed: int = 0,
+        indices_file: str | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
+        self.score = score
+        self.sampler = sampler
+        self.keep_ratio = check_keep_ratio(keep_ratio)
+        self.seed = seed
+        self.indices_file = indices_file
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+
+    def select(self, datamodule: Any) -> tuple[np.ndarray, dict[str, float]]:
+        """Return the sorted kept indices and pruning metrics (``pruning/...``)."""
+        labels = np.asarray(datamodule.train_labels)
+        n = len(labels)
+        start = time.perf_counter()
+        if self.indices_file:
+            kept = load_subset(self.indices_file, datamodule.fingerprint(), n)
+        elif self.keep_ratio >= 1.0:
+            kept = np.arange(n)
+        else:
+            scores = np.asarray(self.score(ScoreContext(datamodule, self.seed, self.cache_dir)), dtype=np.float64)
+            if scores.shape != (n,) or not np.isfinite(scores).all():
+                raise ValueError(f"{type(self.score).__name__} returned scores of shape {scores.shape} "
+                                 f"(finite values expected, shape ({n},)).")
+            budget = keep_count(n, self.keep_ratio)
+            kept = np.asarray(self.sampler(scores, labels, budget, np.random.default_rng(self.seed)), dtype=np.int64)
+            if len(kept) != budget or len(np.unique(kept)) != budget:
+                raise RuntimeError(f"{type(self.sampler).__name__} returned {len(kept)} indices, expected {budget} "
+                                   "distinct ones.")
+        kept = np.sort(kept)
+        metrics = {"pruning/kept": float(len(kept)), "pruning/kept_fraction": len(kept) / n,
+                   "pruning/select_time_s": time.perf_counter() - start}
+        log.info("Pruning keeps %d of %d training samples (%.1f%%).", len(kept), n, 100 * len(kept) / n)
+        return kept, metrics
+
+    def save(self, path: str | Path, kept: np.ndarray, datamodule: Any) -> Path:
+        """Write ``subset.json``: indices + what made them, so a subset can be re-used and shared."""
+        return write_json(path, {
+            "fingerprint": datamodule.fingerprint(),
+            "n_train": len(datamodule.train_labels),
+            "keep_ratio": self.keep_ratio,
+            "score": type(self.score).__name__,
+            "sampler": type(self.sampler).__name__,
+            "seed": self.seed,
+            "indices_file": self.indices_file,
+            "indices": kept.tolist(),
+        })

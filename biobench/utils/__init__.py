@@ -1,0 +1,1 @@
+"""Small helpers shared by the entrypoints and the library."""

@@ -1,0 +1,79 @@
+"""Run-directory bookkeeping shared by ``train`` and ``eval``: metrics.json, the resolved config, W&B grouping."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from biobench.utils.io import write_json, write_text
+
+log = logging.getLogger(__name__)
+
+# hydra/launcher choices that need an optional plugin package: choice -> (import name, pip extra)
+LAUNCHER_PLUGINS = {
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "joblib"),
+}
+
+
+def check_launcher_plugin(argv: list[str] | None = None) -> None:
+    """Exit with a clear message when ``hydra/launcher=X`` names a launcher whose plugin is not installed."""
+    for arg in argv if argv is not None else sys.argv[1:]:
+        key, _, choice = arg.lstrip("+~").partition("=")
+        if key == "hydra/launcher" and choice in LAUNCHER_PLUGINS:
+            module, extra = LAUNCHER_PLUGINS[choice]
+            if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
+                sys.exit(f"hydra/launcher={choice} needs the Hydra launcher plugin '{module.split('.')[-1]}', "
+                         f"which is not installed. Install it with: pip install 'biobench[{extra}]'")
+
+
+def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Tensors and numbers -> plain floats (non-finite values become ``None`` in JSON)."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1:
+                continue
+            value = value.item()
+        if isinstance(value, int | float):
+            out[key] = float(value) if math.isfinite(value) else None
+    return dict(sorted(out.items()))
+
+
+def write_run_files(output_dir: str | Path, metrics: Mapping[str, Any], cfg: DictConfig) -> Path:
+    """Write ``metrics.json`` and the resolved ``config.yaml`` into the run directory."""
+    output_dir = Path(output_dir)
+    write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    path = write_json(output_dir / "metrics.json", flat_metrics(metrics))
+    log.info("Metrics written to %s", path)
+    return path
+
+
+def metric_value(metrics: Mapping[str, Any], name: str | None) -> float | None:
+    """The value a sweeper optimises; an unknown name is an error listing the known metrics."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise KeyError(f"optimized_metric '{name}' was not produced by the run. Known: {sorted(metrics)}.")
+    value = metrics[name]
+    return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def group_wandb_runs(cfg: DictConfig, sweep_dir: str | None, overrides: list[str]) -> None:
+    """Give every W&B logger of a sweep the sweep's name as group and the run's overrides as tags."""
+    loggers = cfg.get("logger") or {}
+    with open_dict(cfg):
+        for node in loggers.values():
+            if isinstance(node, DictConfig) and "WandbLogger" in str(node.get("_target_", "")):
+                if sweep_dir and node.get("group") is None:
+                    node.group = f"{cfg.task_name}-{Path(sweep_dir).name}"
+                node.tags = list(node.get("tags") or []) + [o for o in overrides if not o.startswith("hydra")]
