@@ -45,16 +45,19 @@ class ImageSamples(Dataset):
 class EpochShuffleSampler(Sampler[int]):
     """Random order fixed by (seed, epoch), so a resumed run sees exactly the batches of an uninterrupted one.
 
-    Lightning calls ``set_epoch`` before every training epoch.
+    Lightning calls ``set_epoch`` before every training epoch. ``loader_generator`` (handed to the DataLoader
+    for its worker seeds) is reseeded there too, so no loader ever draws from the global RNG.
     """
 
     def __init__(self, indices: Sequence[int], seed: int) -> None:
         self.indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
         self.seed = seed
-        self.epoch = 0
+        self.loader_generator = torch.Generator()
+        self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self.loader_generator.manual_seed(self.seed * 1_000_003 + epoch + 1)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -187,7 +190,8 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
         indices = self.subset if self.subset is not None else np.arange(len(self.train_set))
-        return self._loader(self.train_set, self.batch_size, EpochShuffleSampler(indices, self.seed))
+        sampler = EpochShuffleSampler(indices, self.seed)
+        return self._loader(self.train_set, self.batch_size, sampler, sampler.loader_generator)
 
     def val_dataloader(self) -> DataLoader:
         self.setup("fit")
@@ -202,10 +206,13 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         self.setup("test")
         return self.test_set
 
-    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, generator: torch.Generator | None = None
+    ) -> DataLoader:
+        """A loader that never draws from the global RNG (its own generator seeds the workers)."""
         return DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=self.num_workers,
-            pin_memory=self.pin_memory, persistent_workers=False,
+            pin_memory=self.pin_memory, generator=generator or torch.Generator().manual_seed(self.seed),
         )
 
     def _check_labels(self, labels: np.ndarray, split: str) -> None:

@@ -1,0 +1,103 @@
+"""Shared fixtures: configs composed with Hydra's compose API, outputs under tmp_path, CPU only."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+
+from biobench import CONFIG_DIR
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def compose_config(name: str, overrides: list[str], out: Path) -> DictConfig:
+    """Compose ``conf/<name>.yaml`` with overrides, all outputs under ``out``, and register it as Hydra's."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out)
+        cfg.hydra.job.num = 0
+        cfg.paths.root_dir = str(out)
+        cfg.paths.output_dir = str(out)
+        cfg.paths.log_dir = str(out)
+        cfg.trainer.accelerator = "cpu"
+        cfg.trainer.devices = 1
+        cfg.trainer.enable_progress_bar = False
+        if cfg.get("callbacks"):
+            cfg.callbacks.pop("progress_bar", None)
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def compose_train(tmp_path: Path):
+    """``compose_train(*overrides, out=subdir)`` -> a train config writing under tmp_path."""
+
+    def _compose(*overrides: str, out: str = "run") -> DictConfig:
+        return compose_config("train", list(overrides), tmp_path / out)
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def compose_eval(tmp_path: Path):
+    def _compose(*overrides: str, out: str = "eval") -> DictConfig:
+        return compose_config("eval", list(overrides), tmp_path / out)
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+def make_image_folder(root: Path, classes: int = 3, per_class: int = 12, test_per_class: int = 4,
+                      size: int = 16, seed: int = 0) -> Path:
+    """A small ImageFolder dataset whose classes differ in mean colour (learnable)."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", per_class), ("test", test_per_class)):
+        for c in range(classes):
+            d = root / split / f"class_{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                base = np.zeros(3)
+                base[c % 3] = 180
+                img = np.clip(base + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(d / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "folder")
+
+
+@pytest.fixture(scope="session")
+def cifar10_mini(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real CIFAR-10 subset from ../shared/data, extracted once per session (skipped when absent)."""
+    tar = SHARED_DATA / "cifar10-mini.tar"
+    if not tar.is_file():
+        pytest.skip(f"real CIFAR-10 subset not available ({tar} missing)")
+    out = tmp_path_factory.mktemp("cifar10mini")
+    with tarfile.open(tar) as tf:
+        tf.extractall(out, filter="data")
+    return out / "cifar10-mini"
+
+
+class CrashAtEpoch(pl.Callback):
+    """Simulates a killed run: raises at the start of epoch ``epoch`` (after earlier checkpoints were saved)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError(f"simulated crash at epoch {self.epoch}")

@@ -1,0 +1,118 @@
+"""End-to-end training / evaluation through the entrypoints, on the embedded digits data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import open_dict
+
+from biobench.eval import evaluate
+from biobench.train import train
+
+FAST = ["experiment=prune_digits", "trainer.max_epochs=3", "logger=csv"]
+
+
+def read_metrics(run_dir: str) -> dict[str, float]:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def test_pruned_training_learns_and_writes_outputs(compose_train) -> None:
+    cfg = compose_train(*FAST, "pruning.keep_ratio=0.5")
+    train(cfg)
+    out = Path(cfg.paths.output_dir)
+    metrics = read_metrics(out)
+    assert metrics["test/acc"] > 0.85  # 10 classes: chance is 0.1
+    assert {"train/loss", "val/acc", "val/acc_best", "test/loss", "pruning/kept"} <= set(metrics)
+    subset = json.loads((out / "pruning" / "subset.json").read_text())
+    n_train = subset["n_train"]
+    assert len(subset["indices"]) == metrics["pruning/kept"] == round(0.5 * n_train)
+    assert (out / "config.yaml").is_file()
+    assert (out / "checkpoints" / "best.ckpt").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
+    assert (out / "csv" / "metrics.csv").is_file()
+
+
+def test_eval_reproduces_training_test_metrics(compose_train, compose_eval) -> None:
+    cfg = compose_train(*FAST, "pruning.keep_ratio=0.3")
+    train(cfg)
+    trained = read_metrics(cfg.paths.output_dir)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+    ecfg = compose_eval("experiment=prune_digits", f"ckpt_path={ckpt}", "logger=csv")
+    evaluated = evaluate(ecfg)
+    assert float(evaluated["test/acc"]) == pytest.approx(trained["test/acc"], abs=1e-6)
+    assert read_metrics(ecfg.paths.output_dir)["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
+
+
+def test_eval_rejects_checkpoint_of_another_model(compose_train, compose_eval) -> None:
+    cfg = compose_train(*FAST, "trainer.max_epochs=1")
+    train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    ecfg = compose_eval("experiment=prune_digits", f"ckpt_path={ckpt}", "model.net.width=8")
+    with pytest.raises(ValueError, match=r"last\.ckpt.*different model.*net"):
+        evaluate(ecfg)
+    ecfg = compose_eval("experiment=prune_digits", f"ckpt_path={ckpt.parent / 'nope.ckpt'}")
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        evaluate(ecfg)
+
+
+def test_resume_from_last_checkpoint_matches_uninterrupted_run(compose_train) -> None:
+    common = [*FAST, "trainer.max_epochs=4", "model.net.dropout=0.3", "pruning.keep_ratio=0.7", "seed=3"]
+    full = compose_train(*common, out="full")
+    train(full)
+
+    crashed = compose_train(*common, "+callbacks.crash._target_=conftest.CrashAtEpoch",
+                            "+callbacks.crash.epoch=2", out="crashed")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(crashed)
+    last = Path(crashed.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1  # the last finished epoch before the crash
+
+    resumed = compose_train(*common, f"ckpt_path={last}", out="crashed")
+    train(resumed)
+    a, b = read_metrics(full.paths.output_dir), read_metrics(resumed.paths.output_dir)
+    assert b["test/acc"] == pytest.approx(a["test/acc"], abs=1e-7)
+    assert b["val/acc_best"] == pytest.approx(a["val/acc_best"], abs=1e-7)
+    assert b["train/loss"] == pytest.approx(a["train/loss"], rel=1e-5)
+
+
+def test_indices_file_reuses_a_saved_subset_and_rejects_foreign_data(compose_train) -> None:
+    first = compose_train(*FAST, "trainer.max_epochs=1", "pruning.keep_ratio=0.2", out="a")
+    train(first)
+    saved = Path(first.paths.output_dir) / "pruning" / "subset.json"
+    reuse = compose_train(*FAST, "trainer.max_epochs=1", f"pruning.indices_file={saved}", "seed=5", out="b")
+    train(reuse)
+    again = json.loads((Path(reuse.paths.output_dir) / "pruning" / "subset.json").read_text())
+    assert again["indices"] == json.loads(saved.read_text())["indices"]
+
+    foreign = compose_train(*FAST, f"pruning.indices_file={saved}", "data.split_seed=1", out="c")
+    with pytest.raises(ValueError, match="was made for dataset"):
+        train(foreign)
+
+
+@pytest.mark.parametrize("ratio", [0.0, -0.1, 1.5])
+def test_keep_ratio_out_of_range_is_rejected(compose_train, ratio: float) -> None:
+    cfg = compose_train(*FAST, f"pruning.keep_ratio={ratio}")
+    with pytest.raises(Exception, match=r"keep_ratio must be a number in \(0, 1\]"):
+        train(cfg)
+
+
+def test_unknown_network_name_is_rejected(compose_train) -> None:
+    cfg = compose_train(*FAST, "model.net.name=resnet9000")
+    with pytest.raises(Exception, match="Unknown network model.net.name='resnet9000'"):
+        train(cfg)
+
+
+def test_same_seed_gives_same_subset_and_result(compose_train) -> None:
+    runs = []
+    for out in ("x", "y"):
+        cfg = compose_train(*FAST, "trainer.max_epochs=1", "pruning.keep_ratio=0.4", out=out)
+        with open_dict(cfg):
+            cfg.test = False
+        train(cfg)
+        subset = json.loads((Path(cfg.paths.output_dir) / "pruning" / "subset.json").read_text())
+        runs.append((subset["indices"], read_metrics(cfg.paths.output_dir)["val/acc"]))
+    assert runs[0][0] == runs[1][0]
+    assert np.isclose(runs[0][1], runs[1][1])
