@@ -1,6 +1,6 @@
 """Evaluation entrypoint: load a checkpoint (safely) into the configured model and run the test stage.
 
-    biobench-eval experiment=prune_digits ckpt_path=outputs/prune_digits/runs/<time>/checkpoints/best.ckpt
+biobench-eval experiment=prune_digits ckpt_path=outputs/prune_digits/runs/<time>/checkpoints/best.ckpt
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Training entrypoint: compose config -> instantiate data, pruning, model, trainer -> fit -> test -> metrics.json.
 
-    biobench-train experiment=prune_digits pruning.keep_ratio=0.3
-    biobench-train -m experiment=prune_digits pruning.keep_ratio=0.1,0.5 seed=0,1
+biobench-train experiment=prune_digits pruning.keep_ratio=0.3
+biobench-train -m experiment=prune_digits pruning.keep_ratio=0.1,0.5 seed=0,1
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("ckpt_path"):
         check_compatible(model, read_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks"), "callback"),
+        cfg.trainer,
+        callbacks=instantiate_group(cfg.get("callbacks"), "callback"),
         logger=instantiate_group(cfg.get("logger"), "logger") or False,
     )
     for lg in trainer.loggers:

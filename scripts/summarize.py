@@ -182,8 +182,9 @@ def summarize(runs: Sequence[Mapping[str, Any]], metric: str, x: str, label_keys
         parts = [label_value(run, key, _MISSING) for key in label_keys]
         missing = [key for key, part in zip(label_keys, parts, strict=True) if part is _MISSING]
         if missing:
-            log.warning("Skipping run '%s': label key(s) %s neither a Hydra choice nor in its config.",
-                        run["dir"], missing)
+            log.warning(
+                "Skipping run '%s': label key(s) %s neither a Hydra choice nor in its config.", run["dir"], missing
+            )
             skipped["a label key"] += 1
             continue
         label = "+".join(format_value(p) for p in parts) if parts else "all"
@@ -192,8 +193,10 @@ def summarize(runs: Sequence[Mapping[str, Any]], metric: str, x: str, label_keys
     if not groups:
         known = sorted({m for run in runs for m in run["metrics"]})
         why = ", ".join(f"{n} lack {what}" for what, n in skipped.items() if n)
-        raise ValueError(f"no run left to summarise for metric '{metric}', x '{x}', label keys "
-                         f"{list(label_keys)}: of {len(runs)} runs read, {why}. Metrics present: {known}.")
+        raise ValueError(
+            f"no run left to summarise for metric '{metric}', x '{x}', label keys "
+            f"{list(label_keys)}: of {len(runs)} runs read, {why}. Metrics present: {known}."
+        )
     order = {xv: i for i, xv in enumerate(sort_xs(xv for _, xv in groups))}
     rows = []
     for (label, x_value), values in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
@@ -270,9 +273,16 @@ def make_figure(rows: Sequence[Row], metric: str, x: str, label_name: str = "met
     ax = fig.add_subplot()
     for label in dict.fromkeys(r.label for r in rows):
         mine = [r for r in rows if r.label == label]
-        ax.errorbar([pos[r.x] for r in mine], [scale * r.mean for r in mine],
-                    yerr=[scale * r.std for r in mine], marker="o", markersize=5, capsize=4, linewidth=1.6,
-                    label=label)
+        ax.errorbar(
+            [pos[r.x] for r in mine],
+            [scale * r.mean for r in mine],
+            yerr=[scale * r.std for r in mine],
+            marker="o",
+            markersize=5,
+            capsize=4,
+            linewidth=1.6,
+            label=label,
+        )
     if not numeric or len(xs) <= 12:
         ax.set_xticks([pos[v] for v in xs], [format_value(v) for v in xs])
     ax.set_xlabel(x)
@@ -286,8 +296,9 @@ def make_figure(rows: Sequence[Row], metric: str, x: str, label_name: str = "met
     return fig
 
 
-def write_summary(rows: Sequence[Row], out_dir: str | Path, metric: str, x: str,
-                  label_name: str = "method") -> dict[str, Path]:
+def write_summary(
+    rows: Sequence[Row], out_dir: str | Path, metric: str, x: str, label_name: str = "method"
+) -> dict[str, Path]:
     """Write ``summary.md``, ``summary.csv`` and the plot into ``out_dir`` atomically; returns their paths."""
     out_dir = Path(out_dir)
     paths = {
@@ -303,13 +314,17 @@ def write_summary(rows: Sequence[Row], out_dir: str | Path, metric: str, x: str,
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n", 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("dirs", nargs="+", type=Path, help="run / multirun folders, searched recursively")
     parser.add_argument("--metric", default="test/acc", help="metrics.json key (default: %(default)s)")
     parser.add_argument("--x", default="pruning.keep_ratio", help="dotted config key (default: %(default)s)")
-    parser.add_argument("--label", default="pruning/score,pruning/sampler",
-                        help="comma list of Hydra choices / dotted config keys (default: %(default)s)")
+    parser.add_argument(
+        "--label",
+        default="pruning/score,pruning/sampler",
+        help="comma list of Hydra choices / dotted config keys (default: %(default)s)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first dir)")
     return parser.parse_args(argv)
 
@@ -332,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in paths.values():
         print(f"  {path}")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -59,8 +59,9 @@ def compose_eval(tmp_path: Path):
     GlobalHydra.instance().clear()
 
 
-def make_image_folder(root: Path, classes: int = 3, per_class: int = 12, test_per_class: int = 4,
-                      size: int = 16, seed: int = 0) -> Path:
+def make_image_folder(
+    root: Path, classes: int = 3, per_class: int = 12, test_per_class: int = 4, size: int = 16, seed: int = 0
+) -> Path:
     """A small ImageFolder dataset whose classes differ in mean colour (learnable)."""
     rng = np.random.default_rng(seed)
     for split, n in (("train", per_class), ("test", test_per_class)):

@@ -46,8 +46,9 @@ EXPECTED = {
 LABEL = ["pruning/score", "pruning/sampler"]
 
 
-def make_run(run_dir: Path, metrics: dict[str, Any], config: dict[str, Any],
-             choices: dict[str, Any] | None = None) -> Path:
+def make_run(
+    run_dir: Path, metrics: dict[str, Any], config: dict[str, Any], choices: dict[str, Any] | None = None
+) -> Path:
     """A run folder as biobench-train writes it: metrics.json, config.yaml, .hydra/{hydra,overrides}.yaml."""
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
@@ -65,8 +66,12 @@ def sweep(tmp_path: Path) -> Path:
     job = 0
     for (score, keep), accs in ACCS.items():
         for seed, acc in enumerate(accs):
-            config = {"seed": seed, "task_name": "prune", "pruning": {"keep_ratio": keep, "seed": seed},
-                      "kd": {"alpha": 0.5 if score == "el2n" else 0.0}}
+            config = {
+                "seed": seed,
+                "task_name": "prune",
+                "pruning": {"keep_ratio": keep, "seed": seed},
+                "kd": {"alpha": 0.5 if score == "el2n" else 0.0},
+            }
             choices = {"pruning/score": score, "pruning/sampler": "topk", "model/net": "small_cnn"}
             metrics = {"test/acc": acc, "test/loss": 1.0 - acc, "pruning/kept_fraction": keep}
             make_run(root / str(job), metrics, config, choices)
@@ -112,17 +117,24 @@ def test_label_falls_back_to_dotted_config_key(sweep: Path) -> None:
 
 
 def test_single_run_has_zero_std(tmp_path: Path) -> None:
-    make_run(tmp_path / "run", {"test/acc": 0.5}, {"pruning": {"keep_ratio": 1.0}},
-             {"pruning/score": "random"})
+    make_run(tmp_path / "run", {"test/acc": 0.5}, {"pruning": {"keep_ratio": 1.0}}, {"pruning/score": "random"})
     rows = sm.summarize(sm.collect_runs([tmp_path]), "test/acc", "pruning.keep_ratio", ["pruning/score"])
     assert_stats(rows, {("random", 1.0): (0.5, 0.0, 1)})
 
 
 def test_run_missing_metric_is_skipped_with_warning(sweep: Path, caplog: pytest.LogCaptureFixture) -> None:
-    bad = make_run(sweep / "12", {"test/loss": 0.1}, {"pruning": {"keep_ratio": 0.3}},
-                   {"pruning/score": "random", "pruning/sampler": "topk"})
-    nan = make_run(sweep / "13", {"test/acc": None}, {"pruning": {"keep_ratio": 0.3}},
-                   {"pruning/score": "random", "pruning/sampler": "topk"})
+    bad = make_run(
+        sweep / "12",
+        {"test/loss": 0.1},
+        {"pruning": {"keep_ratio": 0.3}},
+        {"pruning/score": "random", "pruning/sampler": "topk"},
+    )
+    nan = make_run(
+        sweep / "13",
+        {"test/acc": None},
+        {"pruning": {"keep_ratio": 0.3}},
+        {"pruning/score": "random", "pruning/sampler": "topk"},
+    )
     with caplog.at_level(logging.WARNING):
         rows = sm.summarize(sm.collect_runs([sweep]), "test/acc", "pruning.keep_ratio", LABEL)
     assert_stats(rows, EXPECTED)  # unchanged: both extra runs were skipped
@@ -139,8 +151,7 @@ def test_write_summary_files(sweep: Path, tmp_path: Path) -> None:
     rows = sm.summarize(sm.collect_runs([sweep]), "test/acc", "pruning.keep_ratio", LABEL)
     out = tmp_path / "out"
     paths = sm.write_summary(rows, out, "test/acc", "pruning.keep_ratio", "+".join(LABEL))
-    assert paths == {"md": out / "summary.md", "csv": out / "summary.csv",
-                     "png": out / "test_acc_vs_keep_ratio.png"}
+    assert paths == {"md": out / "summary.md", "csv": out / "summary.csv", "png": out / "test_acc_vs_keep_ratio.png"}
 
     with paths["csv"].open() as f:
         records = list(csv.DictReader(f))
@@ -190,8 +201,7 @@ def test_main_writes_into_first_dir_and_prints_table(sweep: Path, capsys: pytest
 
 def test_main_options(sweep: Path, tmp_path: Path) -> None:
     out = tmp_path / "elsewhere"
-    argv = [str(sweep), "--metric", "test/loss", "--x", "pruning.seed", "--label", "model/net",
-            "--out", str(out)]
+    argv = [str(sweep), "--metric", "test/loss", "--x", "pruning.seed", "--label", "model/net", "--out", str(out)]
     assert sm.main(argv) == 0
     records = list(csv.DictReader((out / "summary.csv").read_text().splitlines()))
     assert [(r["label"], r["x"], r["n"]) for r in records] == [("small_cnn", str(s), "4") for s in range(3)]

@@ -54,7 +54,7 @@ def test_eval_rejects_checkpoint_of_another_model(compose_train, compose_eval) -
     with pytest.raises(ValueError, match=r"last\.ckpt.*different model.*net"):
         evaluate(ecfg)
     ecfg = compose_eval("experiment=prune_digits", f"ckpt_path={ckpt.parent / 'nope.ckpt'}")
-    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.ckpt"):
         evaluate(ecfg)
 
 
@@ -63,8 +63,9 @@ def test_resume_from_last_checkpoint_matches_uninterrupted_run(compose_train) ->
     full = compose_train(*common, out="full")
     train(full)
 
-    crashed = compose_train(*common, "+callbacks.crash._target_=conftest.CrashAtEpoch",
-                            "+callbacks.crash.epoch=2", out="crashed")
+    crashed = compose_train(
+        *common, "+callbacks.crash._target_=conftest.CrashAtEpoch", "+callbacks.crash.epoch=2", out="crashed"
+    )
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(crashed)
     last = Path(crashed.paths.output_dir) / "checkpoints" / "last.ckpt"
@@ -101,7 +102,7 @@ def test_keep_ratio_out_of_range_is_rejected(compose_train, ratio: float) -> Non
 
 def test_unknown_network_name_is_rejected(compose_train) -> None:
     cfg = compose_train(*FAST, "model.net.name=resnet9000")
-    with pytest.raises(Exception, match="Unknown network model.net.name='resnet9000'"):
+    with pytest.raises(Exception, match=r"Unknown network model\.net\.name='resnet9000'"):
         train(cfg)
 
 

@@ -167,7 +167,7 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
             source, labels = self.load_split("train")
             self._check_labels(labels, "train")
             order = np.random.default_rng(self.split_seed).permutation(len(labels))
-            n_val = int(round(self.val_fraction * len(labels)))
+            n_val = round(self.val_fraction * len(labels))
             val_ids, train_ids = np.sort(order[:n_val]), np.sort(order[n_val:])
             self.train_set = ImageSamples(source, labels, train_ids, self.transform(train=True))
             self.val_set = ImageSamples(source, labels, val_ids, self.transform(train=False))
@@ -178,7 +178,11 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
 
     def transform(self, train: bool) -> Any:
         return build_transform(
-            self.mean, self.std, train=train, crop_padding=self.crop_padding, hflip=self.hflip,
+            self.mean,
+            self.std,
+            train=train,
+            crop_padding=self.crop_padding,
+            hflip=self.hflip,
             image_size=self.image_size if self.crop_padding else None,
         )
 
@@ -207,12 +211,21 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         return self.test_set
 
     def _loader(
-        self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, generator: torch.Generator | None = None
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        sampler: Sampler | None = None,
+        generator: torch.Generator | None = None,
     ) -> DataLoader:
         """A loader that never draws from the global RNG (its own generator seeds the workers)."""
         return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=self.num_workers,
-            pin_memory=self.pin_memory, generator=generator or torch.Generator().manual_seed(self.seed),
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            generator=generator or torch.Generator().manual_seed(self.seed),
         )
 
     def _check_labels(self, labels: np.ndarray, split: str) -> None:

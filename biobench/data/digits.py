@@ -40,7 +40,7 @@ class DigitsDataModule(ClassificationDataModule):
     def _split_ids(self) -> dict[str, np.ndarray]:
         n = len(self._arrays[1])
         order = np.random.default_rng(self.split_seed + 7919).permutation(n)
-        n_test = int(round(self.test_fraction * n))
+        n_test = round(self.test_fraction * n)
         return {"test": np.sort(order[:n_test]), "train": np.sort(order[n_test:])}
 
     def load_split(self, split: str) -> tuple[ArraySource, np.ndarray]:

@@ -43,8 +43,15 @@ class PrunedClassifier(pl.LightningModule):
     ) -> None:
         super().__init__()
         net = dict(to_plain(net))
-        self.save_hyperparameters({"net": net, "num_classes": num_classes, "in_chans": in_chans,
-                                   "label_smoothing": label_smoothing, "channels_last": channels_last})
+        self.save_hyperparameters(
+            {
+                "net": net,
+                "num_classes": num_classes,
+                "in_chans": in_chans,
+                "label_smoothing": label_smoothing,
+                "channels_last": channels_last,
+            }
+        )
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.net = create_net(net.pop("name"), num_classes=num_classes, in_chans=in_chans, **net)
@@ -103,5 +110,7 @@ class PrunedClassifier(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
-                                                         "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"},
+        }

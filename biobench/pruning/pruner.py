@@ -23,7 +23,7 @@ SUBSET_FILE = "subset.json"
 
 def keep_count(n: int, keep_ratio: float) -> int:
     """Exact budget: ``round(keep_ratio * n)``, at least one sample."""
-    return max(1, int(round(keep_ratio * n)))
+    return max(1, round(keep_ratio * n))
 
 
 def check_keep_ratio(keep_ratio: float) -> float:
@@ -36,7 +36,9 @@ def load_subset(path: str | Path, fingerprint: str, n_train: int) -> np.ndarray:
     """Read kept indices from a ``subset.json``, refusing a subset made for other data."""
     data = read_json(path, what="pruning.indices_file")
     if not isinstance(data, dict) or "indices" not in data or "fingerprint" not in data:
-        raise ValueError(f"pruning.indices_file '{path}' is not a biobench subset file (needs 'indices', 'fingerprint').")
+        raise ValueError(
+            f"pruning.indices_file '{path}' is not a biobench subset file (needs 'indices', 'fingerprint')."
+        )
     if data["fingerprint"] != fingerprint:
         raise ValueError(
             f"pruning.indices_file '{path}' was made for dataset {data['fingerprint']}, but the configured data is "
@@ -82,28 +84,37 @@ class Pruner:
         else:
             scores = np.asarray(self.score(ScoreContext(datamodule, self.seed, self.cache_dir)), dtype=np.float64)
             if scores.shape != (n,) or not np.isfinite(scores).all():
-                raise ValueError(f"{type(self.score).__name__} returned scores of shape {scores.shape} "
-                                 f"(finite values expected, shape ({n},)).")
+                raise ValueError(
+                    f"{type(self.score).__name__} returned scores of shape {scores.shape} "
+                    f"(finite values expected, shape ({n},))."
+                )
             budget = keep_count(n, self.keep_ratio)
             kept = np.asarray(self.sampler(scores, labels, budget, np.random.default_rng(self.seed)), dtype=np.int64)
             if len(kept) != budget or len(np.unique(kept)) != budget:
-                raise RuntimeError(f"{type(self.sampler).__name__} returned {len(kept)} indices, expected {budget} "
-                                   "distinct ones.")
+                raise RuntimeError(
+                    f"{type(self.sampler).__name__} returned {len(kept)} indices, expected {budget} distinct ones."
+                )
         kept = np.sort(kept)
-        metrics = {"pruning/kept": float(len(kept)), "pruning/kept_fraction": len(kept) / n,
-                   "pruning/select_time_s": time.perf_counter() - start}
+        metrics = {
+            "pruning/kept": float(len(kept)),
+            "pruning/kept_fraction": len(kept) / n,
+            "pruning/select_time_s": time.perf_counter() - start,
+        }
         log.info("Pruning keeps %d of %d training samples (%.1f%%).", len(kept), n, 100 * len(kept) / n)
         return kept, metrics
 
     def save(self, path: str | Path, kept: np.ndarray, datamodule: Any) -> Path:
         """Write ``subset.json``: indices + what made them, so a subset can be re-used and shared."""
-        return write_json(path, {
-            "fingerprint": datamodule.fingerprint(),
-            "n_train": len(datamodule.train_labels),
-            "keep_ratio": self.keep_ratio,
-            "score": type(self.score).__name__,
-            "sampler": type(self.sampler).__name__,
-            "seed": self.seed,
-            "indices_file": self.indices_file,
-            "indices": kept.tolist(),
-        })
+        return write_json(
+            path,
+            {
+                "fingerprint": datamodule.fingerprint(),
+                "n_train": len(datamodule.train_labels),
+                "keep_ratio": self.keep_ratio,
+                "score": type(self.score).__name__,
+                "sampler": type(self.sampler).__name__,
+                "seed": self.seed,
+                "indices_file": self.indices_file,
+                "indices": kept.tolist(),
+            },
+        )

@@ -16,7 +16,9 @@ def instantiate_group(cfg: DictConfig | None, what: str) -> list[Any]:
     if not cfg:
         return []
     if not isinstance(cfg, DictConfig):
-        raise TypeError(f"The '{what}' config must be a mapping of name -> {{_target_: ...}}, got {type(cfg).__name__}.")
+        raise TypeError(
+            f"The '{what}' config must be a mapping of name -> {{_target_: ...}}, got {type(cfg).__name__}."
+        )
     objects = []
     for name, node in cfg.items():
         if isinstance(node, DictConfig) and "_target_" in node:

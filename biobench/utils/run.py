@@ -32,8 +32,10 @@ def check_launcher_plugin(argv: list[str] | None = None) -> None:
         if key == "hydra/launcher" and choice in LAUNCHER_PLUGINS:
             module, extra = LAUNCHER_PLUGINS[choice]
             if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
-                sys.exit(f"hydra/launcher={choice} needs the Hydra launcher plugin '{module.split('.')[-1]}', "
-                         f"which is not installed. Install it with: pip install 'biobench[{extra}]'")
+                sys.exit(
+                    f"hydra/launcher={choice} needs the Hydra launcher plugin '{module.split('.')[-1]}', "
+                    f"which is not installed. Install it with: pip install 'biobench[{extra}]'"
+                )
 
 
 def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

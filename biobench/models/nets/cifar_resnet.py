@@ -32,8 +32,9 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     def __init__(self, blocks: list[int], widths: list[int], num_classes: int, in_chans: int = 3) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
-                                  nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
+        )
         layers, cin = [], widths[0]
         for i, (n, w) in enumerate(zip(blocks, widths, strict=True)):
             for j in range(n):

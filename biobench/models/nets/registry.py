@@ -22,7 +22,7 @@ def register_net(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 def list_nets() -> list[str]:
-    return sorted(_REGISTRY) + ["timm/<any timm model name>"]
+    return [*sorted(_REGISTRY), "timm/<any timm model name>"]
 
 
 def create_net(name: str, num_classes: int, in_chans: int = 3, **kwargs: Any) -> nn.Module:

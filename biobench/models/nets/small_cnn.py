@@ -16,8 +16,13 @@ class SmallCNN(nn.Module):
             return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
 
         self.features = nn.Sequential(
-            block(in_chans, width), block(width, width), nn.MaxPool2d(2),
-            block(width, 2 * width), block(2 * width, 2 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            block(in_chans, width),
+            block(width, width),
+            nn.MaxPool2d(2),
+            block(width, 2 * width),
+            block(2 * width, 2 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.num_features = 2 * width
         self.dropout = nn.Dropout(dropout)

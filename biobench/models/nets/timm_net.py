@@ -46,6 +46,7 @@ def create_timm_net(
         bad = [k for k in missing if not k.startswith(model.default_cfg.get("classifier", "head"))]
         if bad or unexpected:
             raise ValueError(
-                f"Weights '{path}' do not fit timm model '{model_name}': missing {bad[:5]}, unexpected {unexpected[:5]}."
+                f"Weights '{path}' do not fit timm model '{model_name}': "
+                f"missing {bad[:5]}, unexpected {unexpected[:5]}."
             )
     return TimmNet(model)
