@@ -102,3 +102,26 @@ class CrashAtEpoch(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch == self.epoch:
             raise RuntimeError(f"simulated crash at epoch {self.epoch}")
+
+
+def make_cifar_folder(root: Path, variant: int = 10, n_train: int = 60, n_test: int = 20, seed: int = 0) -> Path:
+    """A tiny dataset in torchvision's CIFAR-10 / CIFAR-100 pickle layout (random pixels)."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    classes = 10 if variant == 10 else 100
+    folder = root / ("cifar-10-batches-py" if variant == 10 else "cifar-100-python")
+    folder.mkdir(parents=True)
+    key = "labels" if variant == 10 else "fine_labels"
+
+    def batch(n: int) -> dict:
+        return {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), key: rng.integers(0, classes, n).tolist()}
+
+    names = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]} if variant == 10 else {
+        "train": ["train"], "test": ["test"]}
+    for split, files in names.items():
+        for name in files:
+            (folder / name).write_bytes(pickle.dumps(batch((n_train if split == "train" else n_test) // len(files))))
+    meta_name, names_key = ("batches.meta", "label_names") if variant == 10 else ("meta", "fine_label_names")
+    (folder / meta_name).write_bytes(pickle.dumps({names_key: [f"c{i}" for i in range(classes)]}))
+    return root

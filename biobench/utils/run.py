@@ -19,10 +19,8 @@ log = logging.getLogger(__name__)
 
 # hydra/launcher choices that need an optional plugin package: choice -> (import name, pip extra)
 LAUNCHER_PLUGINS = {
-    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
-    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
-    "joblib": ("hydra_plugins.hydra_joblib_launcher", "joblib"),
-}
+    name: ("hydra_plugins.hydra_submitit_launcher", "slurm") for name in ("slurm", "submitit_slurm", "submitit_local")
+} | {name: ("hydra_plugins.hydra_joblib_launcher", "joblib") for name in ("parallel", "joblib")}
 
 
 def check_launcher_plugin(argv: list[str] | None = None) -> None:

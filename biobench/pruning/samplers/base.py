@@ -22,20 +22,24 @@ def class_budgets(weights: np.ndarray, sizes: np.ndarray, budget: int, min_per_c
     exactly ``budget`` (``budget <= sizes.sum()``).
     """
     sizes = np.asarray(sizes, dtype=np.int64)
-    weights = np.where(sizes > 0, np.maximum(np.asarray(weights, dtype=np.float64), 0.0), 0.0)
     if budget > sizes.sum():
         raise ValueError(f"budget {budget} exceeds the {sizes.sum()} available samples.")
-    floor = np.minimum(sizes, min_per_class) if budget >= np.minimum(sizes, min_per_class).sum() else 0 * sizes
-    alloc = floor.copy()
-    while (left := budget - alloc.sum()) > 0:
-        room = sizes - alloc
-        w = np.where(room > 0, weights if weights[room > 0].sum() > 0 else (room > 0).astype(float), 0.0)
-        share = w / w.sum() * left
-        add = np.minimum(np.floor(share).astype(np.int64), room)
-        if add.sum() == 0:  # hand out the remainder one by one, largest fractional share first
-            order = np.argsort(-(share - np.floor(share)), kind="stable")
-            order = order[room[order] > 0][:left]
-            add = np.zeros_like(alloc)
-            add[order] = 1
-        alloc += add
+    weights = np.where(sizes > 0, np.maximum(np.asarray(weights, dtype=np.float64), 0.0), 0.0)
+    if weights.sum() == 0:
+        weights = (sizes > 0).astype(np.float64)
+    floor = np.minimum(sizes, min_per_class)
+    if floor.sum() > budget:
+        floor = np.zeros_like(sizes)
+    ideal = weights / weights.sum() * budget
+    alloc = np.clip(np.floor(ideal).astype(np.int64), floor, sizes)
+    while (diff := budget - int(alloc.sum())) != 0:
+        gap = ideal - alloc  # > 0: the class is owed samples; ties go to the larger class
+        if diff > 0:
+            room = alloc < sizes
+            order = np.lexsort((-ideal, -np.where(room, gap, -np.inf)))[: min(diff, int(room.sum()))]
+            alloc[order] += 1
+        else:
+            spare = alloc > floor
+            order = np.lexsort((-ideal, np.where(spare, gap, np.inf)))[: min(-diff, int(spare.sum()))]
+            alloc[order] -= 1
     return alloc

@@ -1,0 +1,58 @@
+"""Every experiment composes (train and eval) and runs one batch end to end under debug=fdr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from biobench import CONFIG_DIR
+from biobench.train import train
+from conftest import make_cifar_folder, make_image_folder
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
+    """Point data-hungry experiments at tiny on-disk datasets in the real formats."""
+    if experiment == "prune_folder":
+        return [f"data.data_dir={make_image_folder(tmp_path / 'folder')}"]
+    if experiment.startswith("prune_cifar"):
+        variant = 100 if experiment.endswith("100") else 10
+        return [f"data.data_dir={make_cifar_folder(tmp_path / 'cifar', variant)}"]
+    return []
+
+
+def test_experiments_are_discovered() -> None:
+    assert {"prune_digits", "prune_cifar10", "prune_cifar100", "prune_folder"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_for_train_and_eval(experiment: str, compose_train, compose_eval) -> None:
+    cfg = compose_train(f"experiment={experiment}")
+    assert cfg.task_name == experiment and cfg.model._target_ and cfg.data._target_
+    instantiate(cfg.pruning)  # score, sampler and keep ratio are valid
+    ecfg = compose_eval(f"experiment={experiment}", "ckpt_path=x.ckpt", out="run")
+    assert ecfg.data == cfg.data and ecfg.model == cfg.model
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_runs_under_fast_dev_run(experiment: str, compose_train, tmp_path: Path) -> None:
+    cfg = compose_train(f"experiment={experiment}", "debug=fdr", *data_overrides(experiment, tmp_path))
+    metrics = train(cfg)
+    assert "test/acc" in metrics and "train/loss" in metrics
+    written = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert 0.0 <= written["test/acc"] <= 1.0
+
+
+def test_debug_limit_runs_three_short_epochs(compose_train) -> None:
+    cfg = compose_train("experiment=prune_digits", "debug=limit")
+    train(cfg)
+    assert cfg.trainer.max_epochs == 3 and (Path(cfg.paths.output_dir) / "metrics.json").is_file()
+
+
+def test_debug_overfit_drives_training_loss_to_zero(compose_train) -> None:
+    metrics = train(compose_train("experiment=prune_digits", "debug=overfit"))
+    assert float(metrics["train/loss"]) < 0.05

@@ -1,0 +1,51 @@
+"""Command-line entrypoints as a user runs them: a multirun over keep ratios, then its summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def test_multirun_over_keep_ratios_then_summary(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run("-m", "biobench.train", "-m", "experiment=prune_digits", "pruning.keep_ratio=0.2,1.0",
+               "trainer.max_epochs=2", "logger=wandb",
+               f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(sweep.glob("*/metrics.json"))
+    assert len(runs) == 2
+    kept = sorted(json.loads(p.read_text())["pruning/kept_fraction"] for p in runs)
+    assert kept[0] < 0.21 and kept[1] == 1.0
+    assert (sweep / "0" / "wandb").is_dir()  # offline W&B run stored beside the job
+    wandb_cfg = (sweep / "0" / "config.yaml").read_text()
+    assert f"group: prune_digits-{sweep.name}" in wandb_cfg and "pruning.keep_ratio=0.2" in wandb_cfg
+
+    proc = run(str(ROOT / "scripts" / "summarize.py"), str(sweep), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["label"], float(r["x"])) for r in rows] == [("random+topk", 0.2), ("random+topk", 1.0)]
+    assert (sweep / "test_acc_vs_keep_ratio.png").stat().st_size > 1000
+
+
+def test_missing_launcher_plugin_is_explained(tmp_path: Path) -> None:
+    proc = run("-m", "biobench.train", "-m", "hydra/launcher=slurm", cwd=tmp_path)
+    if proc.returncode == 0:
+        raise AssertionError("expected a failure without the submitit plugin")
+    assert "pip install 'biobench[slurm]'" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_bad_keep_ratio_from_the_command_line_names_the_key(tmp_path: Path) -> None:
+    proc = run("-m", "biobench.train", "experiment=prune_digits", "pruning.keep_ratio=1.5", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "pruning.keep_ratio must be a number in (0, 1], got 1.5" in proc.stderr
