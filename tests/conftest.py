@@ -117,11 +117,31 @@ def make_cifar_folder(root: Path, variant: int = 10, n_train: int = 60, n_test: 
     def batch(n: int) -> dict:
         return {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), key: rng.integers(0, classes, n).tolist()}
 
-    names = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]} if variant == 10 else {
-        "train": ["train"], "test": ["test"]}
+    names = (
+        {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+        if variant == 10
+        else {"train": ["train"], "test": ["test"]}
+    )
     for split, files in names.items():
         for name in files:
             (folder / name).write_bytes(pickle.dumps(batch((n_train if split == "train" else n_test) // len(files))))
     meta_name, names_key = ("batches.meta", "label_names") if variant == 10 else ("meta", "fine_label_names")
     (folder / meta_name).write_bytes(pickle.dumps({names_key: [f"c{i}" for i in range(classes)]}))
     return root
+
+
+class RecordSeenIndices(pl.Callback):
+    """Writes the training-sample indices each rank saw in its first epoch to ``<out>/rank<r>.npy``."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+        self.seen: list[np.ndarray] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        if trainer.current_epoch == 0:
+            self.seen.append(batch["index"].cpu().numpy())
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            np.save(self.out / f"rank{trainer.global_rank}.npy", np.concatenate(self.seen))

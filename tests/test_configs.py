@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import make_cifar_folder, make_image_folder
 from hydra.utils import instantiate
 
 from biobench import CONFIG_DIR
 from biobench.train import train
-from conftest import make_cifar_folder, make_image_folder
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 

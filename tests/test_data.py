@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_image_folder
 
 from biobench.data import CIFARDataModule, DigitsDataModule, ImageFolderDataModule
-from conftest import make_image_folder
 
 
 def test_digits_indices_labels_and_subset() -> None:

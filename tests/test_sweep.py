@@ -19,9 +19,17 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_multirun_over_keep_ratios_then_summary(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = run("-m", "biobench.train", "-m", "experiment=prune_digits", "pruning.keep_ratio=0.2,1.0",
-               "trainer.max_epochs=2", "logger=wandb",
-               f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = run(
+        "-m",
+        "biobench.train",
+        "-m",
+        "experiment=prune_digits",
+        "pruning.keep_ratio=0.2,1.0",
+        "trainer.max_epochs=2",
+        "logger=wandb",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = sorted(sweep.glob("*/metrics.json"))
     assert len(runs) == 2

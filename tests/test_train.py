@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -77,6 +78,9 @@ def test_resume_from_last_checkpoint_matches_uninterrupted_run(compose_train) ->
     assert b["test/acc"] == pytest.approx(a["test/acc"], abs=1e-7)
     assert b["val/acc_best"] == pytest.approx(a["val/acc_best"], abs=1e-7)
     assert b["train/loss"] == pytest.approx(a["train/loss"], rel=1e-5)
+    rows = list(csv.DictReader((Path(resumed.paths.output_dir) / "csv" / "metrics.csv").open()))
+    val_epochs = sorted({int(r["epoch"]) for r in rows if r.get("val/acc")})
+    assert val_epochs == [0, 1, 2, 3]  # rows logged before the crash are kept
 
 
 def test_indices_file_reuses_a_saved_subset_and_rejects_foreign_data(compose_train) -> None:

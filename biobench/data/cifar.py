@@ -19,10 +19,22 @@ from biobench.data.sources import ArraySource
 from biobench.utils.hashing import content_hash
 
 LAYOUT = {
-    10: {"folder": "cifar-10-batches-py", "train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"],
-         "meta": "batches.meta", "labels": "labels", "names": "label_names"},
-    100: {"folder": "cifar-100-python", "train": ["train"], "test": ["test"],
-          "meta": "meta", "labels": "fine_labels", "names": "fine_label_names"},
+    10: {
+        "folder": "cifar-10-batches-py",
+        "train": [f"data_batch_{i}" for i in range(1, 6)],
+        "test": ["test_batch"],
+        "meta": "batches.meta",
+        "labels": "labels",
+        "names": "label_names",
+    },
+    100: {
+        "folder": "cifar-100-python",
+        "train": ["train"],
+        "test": ["test"],
+        "meta": "meta",
+        "labels": "fine_labels",
+        "names": "fine_label_names",
+    },
 }
 
 
@@ -72,7 +84,9 @@ class CIFARDataModule(ClassificationDataModule):
                 images = np.concatenate([np.asarray(b["data"], np.uint8).reshape(-1, 3, 32, 32) for b in batches])
                 labels = np.concatenate([np.asarray(b[layout["labels"]], np.int64) for b in batches])
             except (KeyError, ValueError) as err:
-                raise ValueError(f"CIFAR-{self.variant} {split} files under '{self.data_dir}' are malformed: {err}") from err
+                raise ValueError(
+                    f"CIFAR-{self.variant} {split} files under '{self.data_dir}' are malformed: {err}"
+                ) from err
             splits[split] = (images, labels)
         return splits, list(self._unpickle(layout["meta"])[layout["names"]])
 
