@@ -1,6 +1,6 @@
 """CIFAR-style ResNets: 3x3 stem without max-pool, for 32x32 inputs (He et al., 2016).
 
-``resnet20/32/56`` are the 3-stage BasicBlock nets of the CIFAR paper (base width 16); ``resnet18_cifar``
+``resnet8/20/32/56`` are the 3-stage BasicBlock nets of the CIFAR paper (base width 16); ``resnet18_cifar``
 is the 4-stage ImageNet ResNet-18 with a CIFAR stem (base width 64). ``width`` scales every stage.
 """
 
@@ -60,6 +60,11 @@ class CifarResNet(nn.Module):
 def _cifar3(depth: int, num_classes: int, in_chans: int, width: int) -> CifarResNet:
     n = (depth - 2) // 6
     return CifarResNet([n, n, n], [width, 2 * width, 4 * width], num_classes, in_chans)
+
+
+@register_net
+def resnet8(num_classes: int, in_chans: int = 3, width: int = 16) -> CifarResNet:
+    return _cifar3(8, num_classes, in_chans, width)
 
 
 @register_net
