@@ -40,6 +40,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         kept, metrics = pruner.select(datamodule)
         datamodule.set_train_subset(kept)
         pruner.save(output_dir / "pruning" / SUBSET_FILE, kept, datamodule)
+        pl.seed_everything(cfg.seed, workers=True)  # the model's init must not depend on proxy training or caches
 
     model = instantiate(cfg.model, num_classes=datamodule.num_classes, in_chans=datamodule.in_chans)
     if cfg.get("ckpt_path"):

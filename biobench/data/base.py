@@ -201,6 +201,12 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         self.setup("fit")
         return self._loader(self.val_set if len(self.val_set) else self.test_set_for_val(), self.eval_batch_size)
 
+    def train_eval_dataloader(self) -> DataLoader:
+        """All training samples in ``index`` order with eval transforms (features, scores, teacher logits)."""
+        self.setup("fit")
+        ordered = ImageSamples(self.train_set.source, self.train_set.labels, self.train_set.ids, self.transform(False))
+        return self._loader(ordered, self.eval_batch_size)
+
     def test_dataloader(self) -> DataLoader:
         self.setup("test")
         return self._loader(self.test_set, self.eval_batch_size)

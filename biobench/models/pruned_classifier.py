@@ -106,6 +106,11 @@ class PrunedClassifier(pl.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Per-sample ``index``, ``logits`` and penultimate ``features`` (used by pruning scores)."""
+        feats = self.net.forward_features(batch["image"].contiguous(memory_format=self.memory_format))
+        return {"index": batch["index"], "logits": self.net.forward_head(feats).float(), "features": feats.float()}
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:

@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from biobench.pruning.cache import cached_arrays
+from biobench.pruning.dynamics import ProxyRecord
+from biobench.pruning.proxy import ProxyStage
 from biobench.pruning.samplers.base import Sampler
 from biobench.pruning.scores.base import Score, ScoreContext
 from biobench.utils.io import read_json, write_json
@@ -53,7 +56,8 @@ def load_subset(path: str | Path, fingerprint: str, n_train: int) -> np.ndarray:
 class Pruner:
     """Selects the training subset: ``indices_file`` if given, else ``sampler(score(data), keep_ratio)``.
 
-    ``keep_ratio == 1`` keeps everything and computes no score.
+    ``keep_ratio == 1`` keeps everything and computes no score. Scores are cached under ``cache_dir`` keyed by
+    (dataset fingerprint, score config, proxy config, seed); the proxies they need are trained lazily.
     """
 
     def __init__(
@@ -64,9 +68,11 @@ class Pruner:
         seed: int = 0,
         indices_file: str | None = None,
         cache_dir: str | None = None,
+        proxy: ProxyStage | None = None,
     ) -> None:
         self.score = score
         self.sampler = sampler
+        self.proxy = proxy
         self.keep_ratio = check_keep_ratio(keep_ratio)
         self.seed = seed
         self.indices_file = indices_file
@@ -77,17 +83,17 @@ class Pruner:
         labels = np.asarray(datamodule.train_labels)
         n = len(labels)
         start = time.perf_counter()
+        metrics: dict[str, float] = {}
         if self.indices_file:
             kept = load_subset(self.indices_file, datamodule.fingerprint(), n)
         elif self.keep_ratio >= 1.0:
             kept = np.arange(n)
         else:
-            scores = np.asarray(self.score(ScoreContext(datamodule, self.seed, self.cache_dir)), dtype=np.float64)
-            if scores.shape != (n,) or not np.isfinite(scores).all():
-                raise ValueError(
-                    f"{type(self.score).__name__} returned scores of shape {scores.shape} "
-                    f"(finite values expected, shape ({n},))."
-                )
+            scores, hit = self.scores(datamodule)
+            metrics["pruning/score_cached"] = float(hit)
+            metrics["pruning/score_time_s"] = time.perf_counter() - start
+            if self.proxy is not None:
+                metrics["pruning/proxy_train_time_s"] = self.proxy.cost_s
             budget = keep_count(n, self.keep_ratio)
             kept = np.asarray(self.sampler(scores, labels, budget, np.random.default_rng(self.seed)), dtype=np.int64)
             if len(kept) != budget or len(np.unique(kept)) != budget:
@@ -95,13 +101,38 @@ class Pruner:
                     f"{type(self.sampler).__name__} returned {len(kept)} indices, expected {budget} distinct ones."
                 )
         kept = np.sort(kept)
-        metrics = {
+        metrics |= {
             "pruning/kept": float(len(kept)),
             "pruning/kept_fraction": len(kept) / n,
             "pruning/select_time_s": time.perf_counter() - start,
         }
         log.info("Pruning keeps %d of %d training samples (%.1f%%).", len(kept), n, 100 * len(kept) / n)
         return kept, metrics
+
+    def scores(self, datamodule: Any) -> tuple[np.ndarray, bool]:
+        """``(scores [N], cache hit)``; proxies are trained (or loaded) only when the score asks for them."""
+        n = len(datamodule.train_labels)
+        records: list[ProxyRecord] = []
+
+        def proxies() -> list[ProxyRecord]:
+            if self.proxy is None:
+                raise ValueError(f"{type(self.score).__name__} needs proxy models: set pruning.proxy.")
+            if not records:
+                records.extend(self.proxy.run(datamodule, self.seed, self.cache_dir))
+            return records
+
+        def compute() -> dict[str, np.ndarray]:
+            values = np.asarray(self.score(ScoreContext(datamodule, self.seed, self.cache_dir, proxies)), np.float64)
+            if values.shape != (n,) or not np.isfinite(values).all():
+                raise ValueError(
+                    f"{type(self.score).__name__} returned scores of shape {values.shape} "
+                    f"(finite values expected, shape ({n},))."
+                )
+            return {"scores": values}
+
+        key = (self.score.config(), self.proxy.key() if self.proxy else None, self.seed)
+        arrays, hit = cached_arrays(self.cache_dir, "scores", key, datamodule.fingerprint(), n, compute)
+        return arrays["scores"], hit
 
     def save(self, path: str | Path, kept: np.ndarray, datamodule: Any) -> Path:
         """Write ``subset.json``: indices + what made them, so a subset can be re-used and shared."""

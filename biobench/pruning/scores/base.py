@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from biobench.pruning.dynamics import ProxyRecord
+
+
+def _no_proxies() -> list[ProxyRecord]:
+    raise RuntimeError("This score needs proxy models, but the pruning config provides none (pruning.proxy).")
+
 
 @dataclass
 class ScoreContext:
-    """What a score may use: the datamodule (train set, labels, fingerprint), the seed and the cache folder."""
+    """What a score may use.
+
+    ``datamodule``: the training set (``train_labels``, ``fingerprint()``); ``seed``; ``cache_dir``;
+    ``proxies()``: the K proxy models' :class:`ProxyRecord` s, trained (or read from the cache) on first call,
+    so scores that do not need them cost nothing.
+    """
 
     datamodule: Any
     seed: int
     cache_dir: Path | None = None
+    proxies: Callable[[], list[ProxyRecord]] = field(default=_no_proxies)
 
 
 class Score(ABC):
@@ -25,3 +38,7 @@ class Score(ABC):
     @abstractmethod
     def __call__(self, ctx: ScoreContext) -> np.ndarray:
         """Return ``float64 [N]`` scores for the ``N`` training samples."""
+
+    def config(self) -> dict[str, Any]:
+        """What defines this score's values (for cache keys): class name + constructor settings."""
+        return {"score": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}

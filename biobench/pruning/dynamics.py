@@ -1,0 +1,62 @@
+"""What one proxy model ("expert") leaves behind for the scores: training dynamics and final outputs.
+
+Per sample ``index`` (rows) and training epoch (columns), recorded on the augmented training batches:
+``target_prob`` p_y, ``other_max_prob`` max_{k != y} p_k, ``correct`` (argmax == y), ``loss`` (cross-entropy)
+and ``sq_norm`` sum_k p_k^2 (so EL2N = sqrt(sq_norm - 2 p_y + 1) needs no full probability vectors).
+After training, one eval-mode pass (no augmentation) gives ``probs`` [N, C] and penultimate ``features`` [N, D].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from biobench.utils.io import atomic_write
+
+DYNAMICS = ("target_prob", "other_max_prob", "correct", "loss", "sq_norm")
+
+
+@dataclass
+class ProxyRecord:
+    """Dynamics ``[N, E]`` and final outputs of one proxy model trained on the full training set."""
+
+    labels: np.ndarray  # int64 [N]
+    target_prob: np.ndarray  # float16 [N, E]
+    other_max_prob: np.ndarray  # float16 [N, E]
+    correct: np.ndarray  # bool [N, E]
+    loss: np.ndarray  # float16 [N, E]
+    sq_norm: np.ndarray  # float16 [N, E]
+    probs: np.ndarray  # float32 [N, C], eval mode after training
+    features: np.ndarray  # float32 [N, D], eval mode after training
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_epochs(self) -> int:
+        return self.target_prob.shape[1]
+
+    def el2n(self, epochs: slice = slice(None)) -> np.ndarray:
+        """||softmax - onehot||_2 per sample and epoch ``[N, e]``."""
+        p_y = self.target_prob[:, epochs].astype(np.float32)
+        return np.sqrt(np.maximum(self.sq_norm[:, epochs].astype(np.float32) - 2 * p_y + 1, 0))
+
+    def save(self, path: str | Path) -> Path:
+        arrays = {f.name: getattr(self, f.name) for f in fields(self)}
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProxyRecord:
+        with np.load(path, allow_pickle=False) as data:
+            missing = {f.name for f in fields(cls)} - set(data.files)
+            if missing:
+                raise ValueError(f"Proxy record '{path}' lacks {sorted(missing)}.")
+            return cls(**{f.name: data[f.name] for f in fields(cls)})
