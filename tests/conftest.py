@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytorch_lightning as pl
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 from biobench import CONFIG_DIR
+from biobench.models.nets import register_net
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -145,3 +147,26 @@ class RecordSeenIndices(pl.Callback):
         if trainer.current_epoch == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             np.save(self.out / f"rank{trainer.global_rank}.npy", np.concatenate(self.seen))
+
+
+class FixedLinear(torch.nn.Module):
+    """A linear classifier on flattened pixels with no batch statistics: outputs depend on the sample only."""
+
+    def __init__(self, num_classes: int, in_chans: int, pixels: int = 64) -> None:
+        super().__init__()
+        self.num_features = in_chans * pixels
+        self.head = torch.nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.flatten(1))
+
+
+@register_net
+def fixed_linear(num_classes: int, in_chans: int = 1) -> FixedLinear:
+    return FixedLinear(num_classes, in_chans)

@@ -30,3 +30,44 @@ def test_ddp_sim_trains_each_rank_on_its_share_of_the_subset(compose_train, tmp_
     assert all(abs(len(s) - len(kept) / 2) <= 1 for s in per_rank)  # ... each about half of it
     assert len(np.intersect1d(per_rank[0], per_rank[1])) <= 1  # DistributedSampler pads at most one duplicate
     assert float(metrics["test/acc"]) > 0.5
+
+
+@pytest.mark.slow
+def test_ddp_sim_records_the_same_dynamics_as_one_process(tmp_path: Path) -> None:
+    """With frozen weights (lr 0) and no batch statistics, per-sample dynamics must not depend on the sharding;
+    the training split (1,213 samples) is odd, so DistributedSampler pads a duplicate: still one record per sample."""
+    from functools import partial
+
+    import pytorch_lightning as pl
+    import torch
+
+    from biobench.data import DigitsDataModule
+    from biobench.models.pruned_classifier import PrunedClassifier
+    from biobench.pruning.cache import load_arrays
+    from biobench.pruning.recorder import DynamicsRecorder
+
+    records = {}
+    for name, devices, strategy in (("single", 1, "auto"), ("ddp", 2, "ddp_spawn")):
+        pl.seed_everything(0)
+        dm = DigitsDataModule(batch_size=50, test_fraction=0.25)
+        n = len(dm.train_labels)
+        model = PrunedClassifier({"name": "fixed_linear"}, 10, 1, partial(torch.optim.SGD, lr=0.0))
+        path = tmp_path / f"{name}.npz"
+        trainer = pl.Trainer(
+            max_epochs=2,
+            accelerator="cpu",
+            devices=devices,
+            strategy=strategy,
+            logger=False,
+            enable_checkpointing=False,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_progress_bar=False,
+            callbacks=[DynamicsRecorder(n, 2, save_path=str(path))],
+        )
+        trainer.fit(model, datamodule=dm)
+        records[name] = load_arrays(path, "dynamics", n)
+    assert n % 2 == 1
+    for key in ("target_prob", "other_max_prob", "correct", "loss", "sq_norm"):
+        np.testing.assert_array_equal(records["single"][key], records["ddp"][key], err_msg=key)
+    assert (records["ddp"]["target_prob"] > 0).all()  # every sample recorded in every epoch

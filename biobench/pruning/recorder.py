@@ -7,6 +7,7 @@ pads an epoch with are ignored (the first occurrence of an index in an epoch is 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from biobench.pruning.cache import save_arrays
 from biobench.pruning.dynamics import DYNAMICS
 
 
@@ -33,9 +35,14 @@ def batch_dynamics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torc
 
 
 class DynamicsRecorder(pl.Callback):
-    """Fills ``self.record[name][index, epoch]`` for every name in :data:`DYNAMICS`."""
+    """Fills ``self.record[name][index, epoch]`` for every name in :data:`DYNAMICS`.
 
-    def __init__(self, num_samples: int, max_epochs: int) -> None:
+    ``save_path``: also write the record there (rank 0, at the end of training), e.g. to get it back from
+    spawned DDP processes.
+    """
+
+    def __init__(self, num_samples: int, max_epochs: int, save_path: str | None = None) -> None:
+        self.save_path = save_path
         self.record = {
             name: torch.zeros(num_samples, max_epochs, dtype=torch.bool if name == "correct" else torch.float16)
             for name in DYNAMICS
@@ -61,6 +68,10 @@ class DynamicsRecorder(pl.Callback):
         for name, values in stats.items():
             self.record[name][rows, cols] = values.detach().cpu()[first][fresh].to(self.record[name].dtype)
         self.seen[rows] = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.save_path and trainer.is_global_zero:
+            save_arrays(Path(self.save_path), self.arrays(trainer.current_epoch), fingerprint="dynamics")
 
     def arrays(self, epochs: int | None = None) -> dict[str, np.ndarray]:
         """The record as numpy arrays, cut to the first ``epochs`` epochs."""
