@@ -36,10 +36,9 @@ def rank_normalize(x: np.ndarray) -> np.ndarray:
 def separability(features: np.ndarray, labels: np.ndarray, num_classes: int, eps: float = 1e-8) -> np.ndarray:
     """d_N / (d_N + d_P) on L2-normalised features against per-class mean centres."""
     f = features / (np.linalg.norm(features, axis=1, keepdims=True) + eps)
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    centres = np.zeros((num_classes, f.shape[1]))
-    np.add.at(centres, labels, f)
-    centres /= np.maximum(counts, 1)[:, None]
+    onehot = np.eye(num_classes, dtype=f.dtype)[labels]  # [N, C]
+    counts = onehot.sum(0)
+    centres = (onehot.T @ f) / np.maximum(counts, 1)[:, None]
     sq = (f**2).sum(1)[:, None] - 2 * f @ centres.T + (centres**2).sum(1)[None]
     dist = np.sqrt(np.maximum(sq, 0))
     dist[:, counts == 0] = np.inf
