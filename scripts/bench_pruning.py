@@ -35,9 +35,18 @@ def fit_seconds(dm, net: dict, epochs: int, record: bool) -> float:
     pl.seed_everything(0, verbose=False)
     model = PrunedClassifier(net, dm.num_classes, dm.in_chans, partial(torch.optim.SGD, lr=0.05, momentum=0.9))
     callbacks = [DynamicsRecorder(len(dm.train_labels), epochs)] if record else []
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         limit_val_batches=0, num_sanity_val_steps=0, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=callbacks)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
     start = time.perf_counter()
     trainer.fit(model, train_dataloaders=dm.train_dataloader())
     return time.perf_counter() - start
@@ -49,8 +58,10 @@ def bench_recording(dm, net: dict, epochs: int, repeats: int) -> None:
         order = (False, True) if r % 2 == 0 else (True, False)
         took = {record: fit_seconds(dm, net, epochs, record) for record in order}
         ratios.append(took[True] / took[False])
-    print(f"[1] training time with / without dynamics recording: {np.median(ratios):.3f} "
-          f"(per repeat {', '.join(f'{r:.3f}' for r in ratios)}; goal <= 1.05)")
+    print(
+        f"[1] training time with / without dynamics recording: {np.median(ratios):.3f} "
+        f"(per repeat {', '.join(f'{r:.3f}' for r in ratios)}; goal <= 1.05)"
+    )
 
 
 def bench_sweep_cache() -> None:
@@ -64,9 +75,18 @@ def bench_sweep_cache() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, ratio in enumerate((0.1, 0.3, 0.5, 0.7)):
             with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-                cfg = compose("train", return_hydra_config=True, overrides=[
-                    "experiment=prune_digits", "pruning/score=el2n", f"pruning.keep_ratio={ratio}",
-                    "pruning.proxy.epochs=4", "trainer.max_epochs=1", "logger=csv"])
+                cfg = compose(
+                    "train",
+                    return_hydra_config=True,
+                    overrides=[
+                        "experiment=prune_digits",
+                        "pruning/score=el2n",
+                        f"pruning.keep_ratio={ratio}",
+                        "pruning.proxy.epochs=4",
+                        "trainer.max_epochs=1",
+                        "logger=csv",
+                    ],
+                )
             with open_dict(cfg):
                 cfg.hydra.runtime.output_dir = f"{tmp}/run{i}"
                 cfg.hydra.job.num = i
@@ -76,8 +96,10 @@ def bench_sweep_cache() -> None:
             HydraConfig().set_config(cfg)
             times.append(train(cfg)["pruning/score_time_s"])
     later = [t / times[0] for t in times[1:]]
-    print(f"[2] 4-ratio sweep, scoring time of runs 2-4 / run 1: {', '.join(f'{r:.4f}' for r in later)} "
-          f"(run 1 {times[0]:.1f} s incl. proxy training; goal < 0.05)")
+    print(
+        f"[2] 4-ratio sweep, scoring time of runs 2-4 / run 1: {', '.join(f'{r:.4f}' for r in later)} "
+        f"(run 1 {times[0]:.1f} s incl. proxy training; goal < 0.05)"
+    )
 
 
 def bench_scoring(n: int = 50_000, epochs: int = 20, classes: int = 100, dim: int = 512, experts: int = 3) -> None:
@@ -87,8 +109,16 @@ def bench_scoring(n: int = 50_000, epochs: int = 20, classes: int = 100, dim: in
     def expert() -> ProxyRecord:
         probs = rng.dirichlet(np.ones(classes) * 0.3, n).astype(np.float32)
         p_y = rng.random((n, epochs)).astype(np.float16)
-        return ProxyRecord(labels, p_y, (1 - p_y) * 0.5, rng.random((n, epochs)) > 0.5, -np.log(p_y + 1e-3),
-                           (p_y**2 + 0.1).astype(np.float16), probs, rng.normal(size=(n, dim)).astype(np.float32))
+        return ProxyRecord(
+            labels,
+            p_y,
+            (1 - p_y) * 0.5,
+            rng.random((n, epochs)) > 0.5,
+            -np.log(p_y + 1e-3),
+            (p_y**2 + 0.1).astype(np.float16),
+            probs,
+            rng.normal(size=(n, dim)).astype(np.float32),
+        )
 
     records = [expert() for _ in range(experts)]
 
@@ -104,11 +134,20 @@ def bench_scoring(n: int = 50_000, epochs: int = 20, classes: int = 100, dim: in
         for a in (r.target_prob, r.other_max_prob, r.correct, r.loss, r.sq_norm, r.probs, r.features):
             a.astype(np.float32).sum()
     baseline = time.perf_counter() - start
-    print(f"[3] scoring {n:,} samples ({experts} experts x {epochs} epochs, {classes} classes, {dim}-d features); "
-          f"baseline pass over the arrays {baseline:.2f} s:")
-    scores = {"el2n": "EL2NScore", "grand": "GraNdScore", "forgetting": "ForgettingScore", "aum": "AUMScore",
-              "uncertainty": "UncertaintyScore", "dyn_unc": "DynamicUncertaintyScore", "moderate": "ModerateScore",
-              "sim": "SIMScore"}
+    print(
+        f"[3] scoring {n:,} samples ({experts} experts x {epochs} epochs, {classes} classes, {dim}-d features); "
+        f"baseline pass over the arrays {baseline:.2f} s:"
+    )
+    scores = {
+        "el2n": "EL2NScore",
+        "grand": "GraNdScore",
+        "forgetting": "ForgettingScore",
+        "aum": "AUMScore",
+        "uncertainty": "UncertaintyScore",
+        "dyn_unc": "DynamicUncertaintyScore",
+        "moderate": "ModerateScore",
+        "sim": "SIMScore",
+    }
     for name, cls in scores.items():
         score = instantiate({"_target_": f"biobench.pruning.scores.{cls}"})
         start = time.perf_counter()
@@ -129,8 +168,9 @@ def main() -> None:
 
             with tarfile.open(SHARED_CIFAR) as tf:
                 tf.extractall(tmp, filter="data")
-            dm = ImageFolderDataModule(data_dir=f"{tmp}/cifar10-mini", image_size=32, preload=True, crop_padding=4,
-                                       hflip=True, batch_size=128)
+            dm = ImageFolderDataModule(
+                data_dir=f"{tmp}/cifar10-mini", image_size=32, preload=True, crop_padding=4, hflip=True, batch_size=128
+            )
             net = {"name": "resnet8", "width": 16}
         else:
             dm, net = DigitsDataModule(), {"name": "small_cnn"}

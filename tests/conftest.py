@@ -41,23 +41,24 @@ def compose_config(name: str, overrides: list[str], out: Path) -> DictConfig:
     return cfg
 
 
+def _composer(name: str, default_out: str, tmp_path: Path):
+    def _compose(*overrides: str, out: str = default_out) -> DictConfig:
+        return compose_config(name, list(overrides), tmp_path / out)
+
+    return _compose
+
+
 @pytest.fixture
 def compose_train(tmp_path: Path):
     """``compose_train(*overrides, out=subdir)`` -> a train config writing under tmp_path."""
-
-    def _compose(*overrides: str, out: str = "run") -> DictConfig:
-        return compose_config("train", list(overrides), tmp_path / out)
-
-    yield _compose
+    yield _composer("train", "run", tmp_path)
     GlobalHydra.instance().clear()
 
 
 @pytest.fixture
 def compose_eval(tmp_path: Path):
-    def _compose(*overrides: str, out: str = "eval") -> DictConfig:
-        return compose_config("eval", list(overrides), tmp_path / out)
-
-    yield _compose
+    """``compose_eval(*overrides, out=subdir)`` -> an eval config writing under tmp_path."""
+    yield _composer("eval", "eval", tmp_path)
     GlobalHydra.instance().clear()
 
 

@@ -42,3 +42,10 @@ class Score(ABC):
     def config(self) -> dict[str, Any]:
         """What defines this score's values (for cache keys): class name + constructor settings."""
         return {"score": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
+
+
+def check_recorded_epochs(records: list[ProxyRecord], key: str, epochs: int) -> None:
+    """Raise if a score asks for more epochs (``pruning.score.<key>``) than the proxies recorded."""
+    available = min(r.num_epochs for r in records)
+    if epochs > available:
+        raise ValueError(f"pruning.score.{key}={epochs} exceeds the {available} epochs recorded by the proxy models.")

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from biobench.pruning.dynamics import ProxyRecord
-from biobench.pruning.scores.base import Score, ScoreContext
+from biobench.pruning.scores.base import Score, ScoreContext, check_recorded_epochs
 
 
 def dynamic_uncertainty(record: ProxyRecord, window: int) -> np.ndarray:
@@ -28,9 +28,5 @@ class DynamicUncertaintyScore(Score):
 
     def __call__(self, ctx: ScoreContext) -> np.ndarray:
         records = ctx.proxies()
-        available = min(r.num_epochs for r in records)
-        if self.window > available:
-            raise ValueError(
-                f"pruning.score.window={self.window} exceeds the {available} epochs recorded by the proxy models."
-            )
+        check_recorded_epochs(records, "window", self.window)
         return np.mean([dynamic_uncertainty(r, self.window) for r in records], axis=0, dtype=np.float64)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from biobench.pruning.scores.base import Score, ScoreContext
+from biobench.pruning.scores.base import Score, ScoreContext, check_recorded_epochs
 
 
 class EL2NScore(Score):
@@ -19,9 +19,5 @@ class EL2NScore(Score):
 
     def __call__(self, ctx: ScoreContext) -> np.ndarray:
         records = ctx.proxies()
-        available = min(r.num_epochs for r in records)
-        if self.epochs > available:
-            raise ValueError(
-                f"pruning.score.epochs={self.epochs} exceeds the {available} epochs recorded by the proxy models."
-            )
+        check_recorded_epochs(records, "epochs", self.epochs)
         return np.mean([r.el2n(slice(0, self.epochs)).mean(axis=1) for r in records], axis=0, dtype=np.float64)
