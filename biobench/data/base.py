@@ -192,10 +192,16 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         return None
 
     def train_dataloader(self) -> DataLoader:
+        return self.shuffled_train_loader(self.subset, self.seed, self.batch_size)
+
+    def shuffled_train_loader(
+        self, indices: np.ndarray | None = None, seed: int = 0, batch_size: int | None = None
+    ) -> DataLoader:
+        """Augmented training samples ``indices`` (default: all) in an order fixed by (seed, epoch)."""
         self.setup("fit")
-        indices = self.subset if self.subset is not None else np.arange(len(self.train_set))
-        sampler = EpochShuffleSampler(indices, self.seed)
-        return self._loader(self.train_set, self.batch_size, sampler, sampler.loader_generator)
+        indices = np.arange(len(self.train_set)) if indices is None else indices
+        sampler = EpochShuffleSampler(indices, seed)
+        return self._loader(self.train_set, batch_size or self.batch_size, sampler, sampler.loader_generator)
 
     def val_dataloader(self) -> DataLoader:
         self.setup("fit")

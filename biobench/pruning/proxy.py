@@ -18,7 +18,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from biobench.data.base import EpochShuffleSampler
 from biobench.models.pruned_classifier import PrunedClassifier
 from biobench.pruning.cache import cached_arrays
 from biobench.pruning.dynamics import ProxyRecord
@@ -98,8 +97,7 @@ class ProxyStage:
             num_sanity_val_steps=0,
             enable_model_summary=False,
         )
-        sampler = EpochShuffleSampler(np.arange(len(labels)), seed)
-        loader = datamodule._loader(datamodule.train_set, self.batch_size, sampler, sampler.loader_generator)
+        loader = datamodule.shuffled_train_loader(seed=seed, batch_size=self.batch_size)
         log.info("Training proxy model (seed %d) for %d epochs on %d samples.", seed, self.epochs, len(labels))
         trainer.fit(model, train_dataloaders=loader)
         outputs = trainer.predict(model, dataloaders=datamodule.train_eval_dataloader())
