@@ -30,7 +30,9 @@ def group_node(group: str, name: str):
 @pytest.fixture(scope="module")
 def digits_with_proxies(tmp_path_factory: pytest.TempPathFactory):
     dm = DigitsDataModule()
-    proxies = ProxyStage(num_experts=2, epochs=3, net={"name": "small_cnn", "width": 8}, accelerator="cpu")
+    proxies = ProxyStage(
+        num_experts=2, epochs=8, net={"name": "small_cnn", "width": 16}, accelerator="cpu", full_grad_norm=True
+    )
     records = proxies.run(dm, seed=0, cache_dir=tmp_path_factory.mktemp("cache"))
     return dm, records
 
@@ -62,3 +64,14 @@ def test_any_score_with_any_sampler_meets_the_budget(score_name: str, sampler_na
         kept = sampler(scores, labels, budget, np.random.default_rng(0))
         assert len(np.unique(kept)) == budget and kept.min() >= 0 and kept.max() < len(labels)
         assert np.array_equal(kept, sampler(scores, labels, budget, np.random.default_rng(0)))
+
+
+def test_full_and_last_layer_grand_agree_on_real_proxies(digits_with_proxies) -> None:
+    from biobench.pruning.scores import GraNdScore
+    from biobench.pruning.scores.sim import rank_normalize
+
+    dm, records = digits_with_proxies
+    ctx = ScoreContext(dm, 0, proxies=lambda: records)
+    full, last = GraNdScore(mode="full")(ctx), GraNdScore()(ctx)
+    assert np.isfinite(full).all() and (full >= last * 0.999).all()  # all parameters include the last layer
+    assert np.corrcoef(rank_normalize(full), rank_normalize(last))[0, 1] > 0.8  # trained proxies: same ranking

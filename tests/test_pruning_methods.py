@@ -177,3 +177,30 @@ def test_sweep_trains_proxies_once_and_hits_the_score_cache(compose_train) -> No
     assert m3["pruning/score_cached"] == 0.0 and m3["pruning/proxy_train_time_s"] == 0.0
     subset = json.loads((Path(second.paths.output_dir) / "pruning" / "subset.json").read_text())
     assert len(subset["indices"]) == round(0.6 * subset["n_train"])
+
+
+def test_per_sample_full_gradient_norms_match_a_loop_of_single_backward_passes() -> None:
+    from biobench.models.nets import create_net
+    from biobench.pruning.grad_norm import per_sample_grad_norms
+
+    torch.manual_seed(0)
+    net = create_net("small_cnn", num_classes=4, in_chans=1, width=4)
+    x, y = torch.randn(6, 1, 8, 8), torch.tensor([0, 1, 2, 3, 0, 1])
+    norms = per_sample_grad_norms(net, [{"image": x, "label": y, "index": torch.arange(6)}], 6)
+    for i in range(6):
+        net.zero_grad()
+        torch.nn.functional.cross_entropy(net(x[i : i + 1]), y[i : i + 1]).backward()
+        expected = torch.sqrt(sum(p.grad.square().sum() for p in net.parameters()))
+        assert norms[i] == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_grand_full_mode_needs_and_uses_proxy_gradient_norms() -> None:
+    from biobench.pruning.scores import GraNdScore
+
+    labels = np.array([0, 1, 0])
+    probs, feats = np.full((3, 2), 0.5), np.ones((3, 4))
+    rec = record(feats, probs, labels)
+    with pytest.raises(ValueError, match="full_grad_norm=true"):
+        GraNdScore(mode="full")(ScoreContext(_Data(labels), 0, proxies=lambda: [rec]))
+    rec.grad_norm = np.array([1.0, 3.0, 2.0])
+    assert GraNdScore(mode="full")(ScoreContext(_Data(labels), 0, proxies=lambda: [rec])).tolist() == [1.0, 3.0, 2.0]

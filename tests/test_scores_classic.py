@@ -206,7 +206,7 @@ def test_moderate_keeps_samples_at_the_median_distance() -> None:
     [
         (lambda: EL2NScore(epochs=0), "pruning.score.epochs"),
         (lambda: EL2NScore(epochs=1.5), "pruning.score.epochs"),
-        (lambda: GraNdScore(mode="full"), "pruning.score.mode"),
+        (lambda: GraNdScore(mode="all_layers"), "pruning.score.mode"),
         (lambda: UncertaintyScore(method="variance"), "pruning.score.method"),
         (lambda: DynamicUncertaintyScore(window=1), "pruning.score.window"),
     ],

@@ -3,7 +3,8 @@
 Per sample ``index`` (rows) and training epoch (columns), recorded on the augmented training batches:
 ``target_prob`` p_y, ``other_max_prob`` max_{k != y} p_k, ``correct`` (argmax == y), ``loss`` (cross-entropy)
 and ``sq_norm`` sum_k p_k^2 (so EL2N = sqrt(sq_norm - 2 p_y + 1) needs no full probability vectors).
-After training, one eval-mode pass (no augmentation) gives ``probs`` [N, C] and penultimate ``features`` [N, D].
+After training, one eval-mode pass (no augmentation) gives ``probs`` [N, C], penultimate ``features`` [N, D] and,
+when the proxy stage is asked for it, the full-parameter per-sample gradient norm ``grad_norm`` [N] (NaN otherwise).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ProxyRecord:
     sq_norm: np.ndarray  # float16 [N, E]
     probs: np.ndarray  # float32 [N, C], eval mode after training
     features: np.ndarray  # float32 [N, D], eval mode after training
+    grad_norm: np.ndarray | None = None  # float64 [N], eval mode after training; NaN / None when not computed
 
     @property
     def num_samples(self) -> int:
@@ -45,7 +47,7 @@ class ProxyRecord:
         return np.sqrt(np.maximum(self.sq_norm[:, epochs].astype(np.float32) - 2 * p_y + 1, 0))
 
     def save(self, path: str | Path) -> Path:
-        arrays = {f.name: getattr(self, f.name) for f in fields(self)}
+        arrays = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:
@@ -56,7 +58,7 @@ class ProxyRecord:
     @classmethod
     def load(cls, path: str | Path) -> ProxyRecord:
         with np.load(path, allow_pickle=False) as data:
-            missing = {f.name for f in fields(cls)} - set(data.files)
+            missing = {f.name for f in fields(cls) if f.name != "grad_norm"} - set(data.files)
             if missing:
                 raise ValueError(f"Proxy record '{path}' lacks {sorted(missing)}.")
-            return cls(**{f.name: data[f.name] for f in fields(cls)})
+            return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data.files})

@@ -21,6 +21,7 @@ import torch
 from biobench.models.pruned_classifier import PrunedClassifier
 from biobench.pruning.cache import cached_arrays
 from biobench.pruning.dynamics import ProxyRecord
+from biobench.pruning.grad_norm import per_sample_grad_norms
 from biobench.pruning.recorder import DynamicsRecorder
 from biobench.utils.config import to_plain
 
@@ -32,7 +33,9 @@ class ProxyStage:
     """Settings of the proxy models (all part of the cache key).
 
     ``net``: network spec as in ``model.net``; ``epochs``: proxy training epochs (dynamics are recorded for
-    each); SGD with Nesterov momentum and a cosine schedule over ``epochs``.
+    each); SGD with Nesterov momentum and a cosine schedule over ``epochs``. ``full_grad_norm`` also stores
+    every sample's full-parameter gradient norm after training (for ``GraNdScore(mode="full")``; costs about one
+    more epoch of backward passes).
     """
 
     num_experts: int = 3
@@ -44,6 +47,7 @@ class ProxyStage:
     batch_size: int = 128
     accelerator: str = "auto"
     precision: str = "32-true"
+    full_grad_norm: bool = False
 
     def __post_init__(self) -> None:
         self.net = dict(to_plain(self.net))
@@ -72,7 +76,7 @@ class ProxyStage:
                 partial(self._train_one, datamodule, seed * 1000 + k),
             )
             self.cache_hits += hit
-            records.append(ProxyRecord(**{f.name: arrays[f.name] for f in fields(ProxyRecord)}))
+            records.append(ProxyRecord(**{f.name: arrays[f.name] for f in fields(ProxyRecord) if f.name in arrays}))
         return records
 
     def _train_one(self, datamodule: Any, seed: int) -> dict[str, np.ndarray]:
@@ -105,5 +109,14 @@ class ProxyStage:
         order = np.argsort(index)
         logits = torch.cat([o["logits"] for o in outputs])[order]
         features = torch.cat([o["features"] for o in outputs])[order]
+        grad_norm = np.full(len(labels), np.nan)
+        if self.full_grad_norm:
+            grad_norm = per_sample_grad_norms(model.net, datamodule.train_eval_dataloader(), len(labels))
         self.cost_s += time.perf_counter() - start
-        return {"labels": labels, **recorder.arrays(), "probs": logits.softmax(1).numpy(), "features": features.numpy()}
+        return {
+            "labels": labels,
+            **recorder.arrays(),
+            "probs": logits.softmax(1).numpy(),
+            "features": features.numpy(),
+            "grad_norm": grad_norm,
+        }

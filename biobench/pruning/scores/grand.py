@@ -3,6 +3,8 @@
 As in DeepCore, only the last linear layer z = W f + b is used, where the gradient has a closed form: d CE / dW =
 (p - onehot(y)) f^T and d CE / db = p - onehot(y), so its norm is ||p - onehot(y)||_2 * sqrt(||f||_2^2 + 1).
 Computed from each expert's final eval-mode ``probs`` and penultimate ``features``, averaged over the K experts.
+``mode="full"`` uses the norm over all parameters instead, computed per sample with ``torch.func`` by the proxy
+stage (``pruning.proxy.full_grad_norm=true``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 from biobench.pruning.dynamics import ProxyRecord
 from biobench.pruning.scores.base import Score, ScoreContext
 
-MODES = ("last_layer",)
+MODES = ("last_layer", "full")
 
 
 def last_layer_grad_norm(record: ProxyRecord) -> np.ndarray:
@@ -31,4 +33,12 @@ class GraNdScore(Score):
         self.mode = mode
 
     def __call__(self, ctx: ScoreContext) -> np.ndarray:
-        return np.mean([last_layer_grad_norm(r) for r in ctx.proxies()], axis=0, dtype=np.float64)
+        records = ctx.proxies()
+        if self.mode == "last_layer":
+            return np.mean([last_layer_grad_norm(r) for r in records], axis=0, dtype=np.float64)
+        if any(r.grad_norm is None or np.isnan(r.grad_norm).any() for r in records):
+            raise ValueError(
+                "pruning.score.mode=full needs per-sample gradient norms from the proxies: "
+                "set pruning.proxy.full_grad_norm=true."
+            )
+        return np.mean([r.grad_norm for r in records], axis=0, dtype=np.float64)
