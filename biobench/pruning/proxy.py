@@ -56,7 +56,6 @@ class ProxyStage:
                 f"pruning.proxy needs num_experts >= 1 and epochs >= 1, got {self.num_experts}, {self.epochs}."
             )
         self.cost_s = 0.0  # training time spent by the last run() (0 when every record came from the cache)
-        self.cache_hits = 0
 
     def key(self) -> dict[str, Any]:
         """What the records depend on (hardware settings excluded)."""
@@ -65,9 +64,9 @@ class ProxyStage:
     def run(self, datamodule: Any, seed: int, cache_dir: Path | None = None) -> list[ProxyRecord]:
         """Train (or load) the K experts; ``self.cost_s`` says how long training took."""
         n = len(datamodule.train_labels)
-        records, self.cost_s, self.cache_hits = [], 0.0, 0
+        records, self.cost_s = [], 0.0
         for k in range(self.num_experts):
-            arrays, hit = cached_arrays(
+            arrays, _ = cached_arrays(
                 cache_dir,
                 "proxies",
                 (self.key(), seed, k),
@@ -75,7 +74,6 @@ class ProxyStage:
                 n,
                 partial(self._train_one, datamodule, seed * 1000 + k),
             )
-            self.cache_hits += hit
             records.append(ProxyRecord(**{f.name: arrays[f.name] for f in fields(ProxyRecord) if f.name in arrays}))
         return records
 
