@@ -9,12 +9,9 @@ when the proxy stage is asked for it, the full-parameter per-sample gradient nor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-
-from biobench.utils.io import atomic_write
 
 DYNAMICS = ("target_prob", "other_max_prob", "correct", "loss", "sq_norm")
 
@@ -34,10 +31,6 @@ class ProxyRecord:
     grad_norm: np.ndarray | None = None  # float64 [N], eval mode after training; NaN / None when not computed
 
     @property
-    def num_samples(self) -> int:
-        return len(self.labels)
-
-    @property
     def num_epochs(self) -> int:
         return self.target_prob.shape[1]
 
@@ -45,20 +38,3 @@ class ProxyRecord:
         """||softmax - onehot||_2 per sample and epoch ``[N, e]``."""
         p_y = self.target_prob[:, epochs].astype(np.float32)
         return np.sqrt(np.maximum(self.sq_norm[:, epochs].astype(np.float32) - 2 * p_y + 1, 0))
-
-    def save(self, path: str | Path) -> Path:
-        arrays = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-
-        return atomic_write(path, write)
-
-    @classmethod
-    def load(cls, path: str | Path) -> ProxyRecord:
-        with np.load(path, allow_pickle=False) as data:
-            missing = {f.name for f in fields(cls) if f.name != "grad_norm"} - set(data.files)
-            if missing:
-                raise ValueError(f"Proxy record '{path}' lacks {sorted(missing)}.")
-            return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data.files})
