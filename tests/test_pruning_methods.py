@@ -124,6 +124,9 @@ def test_sims_budgets_classes_and_ratio_shift() -> None:
     labels_rare = np.zeros(1000, dtype=int)
     labels_rare[:3] = 1
     assert 1 in labels_rare[sampler(rng.random(1000), labels_rare, 10, np.random.default_rng(0))]  # no empty class
+    hard_rare = np.where(labels_rare == 1, 0.0, rng.random(1000) + 1)  # rare class easiest, budget tiny
+    allow_empty = SIMSSampler(min_per_class=0, class_mix=0.0)(hard_rare, labels_rare, 5, np.random.default_rng(0))
+    assert 1 not in labels_rare[allow_empty]
 
 
 def test_batch_dynamics_match_a_direct_computation() -> None:

@@ -9,7 +9,7 @@ class-dependent / class-independent budget. The paper's formulas are not public;
    -> easier, typical samples favoured.
 3. Per-class budgets: ``class_mix`` x proportional to class size (class-independent) + (1 - class_mix) x
    proportional to size x mean hardness of the class (class-dependent: classes whose samples are harder, i.e.
-   less separated under SIM, keep more). Every class keeps at least one sample.
+   less separated under SIM, keep more). Every class keeps at least ``min_per_class`` samples (0 allows empty ones).
 4. Within a class: weighted sampling without replacement (Efraimidis-Spirakis keys), exact and seeded.
 """
 
@@ -45,6 +45,7 @@ class SIMSSampler(Sampler):
         concentration: float = 6.0,
         class_mix: float = 0.5,
         floor: float = 0.01,
+        min_per_class: int = 1,
     ) -> None:
         if not (0.0 < mode_low < 1.0 and 0.0 < mode_high < 1.0):
             raise ValueError(f"pruning.sampler.mode_low/mode_high must be in (0, 1), got {mode_low}, {mode_high}.")
@@ -53,7 +54,10 @@ class SIMSSampler(Sampler):
         if not 0.0 <= class_mix <= 1.0:
             raise ValueError(f"pruning.sampler.class_mix must be in [0, 1], got {class_mix}.")
         self.mode_low, self.mode_high, self.gamma = mode_low, mode_high, gamma
+        if min_per_class < 0:
+            raise ValueError(f"pruning.sampler.min_per_class must be >= 0, got {min_per_class}.")
         self.concentration, self.class_mix, self.floor = concentration, class_mix, floor
+        self.min_per_class = min_per_class
 
     def mode(self, keep_ratio: float) -> float:
         return self.mode_low + (self.mode_high - self.mode_low) * keep_ratio**self.gamma
@@ -65,7 +69,7 @@ class SIMSSampler(Sampler):
         classes, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
         hardness = np.bincount(inverse, weights=u) / sizes
         mix = self.class_mix * sizes / sizes.sum() + (1 - self.class_mix) * sizes * hardness / (sizes * hardness).sum()
-        quota = class_budgets(mix, sizes, budget)
+        quota = class_budgets(mix, sizes, budget, self.min_per_class)
         kept = []
         for c in range(len(classes)):  # one vectorised draw per class
             members = np.flatnonzero(inverse == c)
