@@ -310,6 +310,34 @@ def write_summary(
     return paths
 
 
+def log_to_wandb(rows: Sequence[Row], paths: dict[str, Path], group: str, metric: str) -> str:
+    """Log the summary table and plot as one W&B run of job type ``summary`` in the sweep's group.
+
+    Offline unless ``WANDB_MODE`` says otherwise (the files land next to the summary; ``wandb sync`` uploads them).
+    Returns the W&B run directory.
+    """
+    import os
+
+    import wandb
+
+    run = wandb.init(
+        project="biobench",
+        group=group,
+        job_type="summary",
+        name=f"summary-{group}",
+        dir=str(paths["md"].parent),
+        mode=os.environ.get("WANDB_MODE", "offline"),
+    )
+    table = wandb.Table(
+        columns=["label", "x", f"{metric} mean", f"{metric} std", "n"],
+        data=[[r.label, r.x, r.mean, r.std, r.n] for r in rows],
+    )
+    run.log({"summary/table": table, "summary/plot": wandb.Image(str(paths["png"]))})
+    run_dir = run.dir
+    run.finish()
+    return run_dir
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 
 
@@ -326,6 +354,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="comma list of Hydra choices / dotted config keys (default: %(default)s)",
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first dir)")
+    parser.add_argument("--wandb", action="store_true", help="also log table and plot to W&B (offline by default)")
     return parser.parse_args(argv)
 
 
@@ -346,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{sum(r.n for r in rows)} of {len(runs)} runs summarised. Wrote:")
     for path in paths.values():
         print(f"  {path}")
+    if args.wandb:
+        group = Path(args.dirs[0]).resolve().name
+        print(f"W&B summary run (group '{group}'): {log_to_wandb(rows, paths, group, args.metric)}")
     return 0
 
 

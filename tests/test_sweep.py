@@ -39,11 +39,12 @@ def test_multirun_over_keep_ratios_then_summary(tmp_path: Path) -> None:
     wandb_cfg = (sweep / "0" / "config.yaml").read_text()
     assert f"group: prune_digits-{sweep.name}" in wandb_cfg and "pruning.keep_ratio=0.2" in wandb_cfg
 
-    proc = run(str(ROOT / "scripts" / "summarize.py"), str(sweep), cwd=tmp_path)
+    proc = run(str(ROOT / "scripts" / "summarize.py"), str(sweep), "--wandb", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert [(r["label"], float(r["x"])) for r in rows] == [("random+topk", 0.2), ("random+topk", 1.0)]
     assert (sweep / "test_acc_vs_keep_ratio.png").stat().st_size > 1000
+    assert list((sweep / "wandb").glob("offline-run-*/files/media/images/summary/*.png"))  # plot logged to W&B
 
 
 def test_missing_launcher_plugin_is_explained(tmp_path: Path) -> None:
