@@ -15,8 +15,20 @@ from biobench.train import train
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
 
+def teacher_checkpoint(tmp_path: Path) -> Path:
+    """A briefly trained digits teacher (the KD experiments need one)."""
+    from conftest import compose_config
+
+    cfg = compose_config("train", ["experiment=teacher_digits", "trainer.max_epochs=1", "logger=csv"], tmp_path / "t")
+    cfg.test = False
+    train(cfg)
+    return Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+
+
 def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
-    """Point data-hungry experiments at tiny on-disk datasets in the real formats."""
+    """Point data-hungry experiments at tiny on-disk datasets in the real formats, KD students at a teacher."""
+    if experiment.startswith("kd_"):
+        return [f"model.teacher_ckpt={teacher_checkpoint(tmp_path)}"]
     if experiment == "prune_folder":
         return [f"data.data_dir={make_image_folder(tmp_path / 'folder')}"]
     if experiment.startswith("prune_cifar"):
@@ -26,7 +38,9 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
 
 
 def test_experiments_are_discovered() -> None:
-    assert {"prune_digits", "prune_cifar10", "prune_cifar100", "prune_folder"} <= set(EXPERIMENTS)
+    assert {"prune_digits", "prune_cifar10", "prune_cifar100", "prune_folder", "teacher_digits", "kd_digits"} <= set(
+        EXPERIMENTS
+    )
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -20,6 +20,12 @@ from biobench.models.nets import create_net
 from biobench.utils.config import to_plain
 
 
+def data_fingerprint(trainer: pl.Trainer) -> str | None:
+    """The content fingerprint of the trainer's datamodule, if it has one."""
+    datamodule = getattr(trainer, "datamodule", None)
+    return datamodule.fingerprint() if datamodule is not None and hasattr(datamodule, "fingerprint") else None
+
+
 class PrunedClassifier(pl.LightningModule):
     """Cross-entropy classifier.
 
@@ -54,7 +60,8 @@ class PrunedClassifier(pl.LightningModule):
         )
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.net = create_net(net.pop("name"), num_classes=num_classes, in_chans=in_chans, **net)
+        spec = dict(net)
+        self.net = create_net(spec.pop("name"), num_classes=num_classes, in_chans=in_chans, **spec)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -110,6 +117,12 @@ class PrunedClassifier(pl.LightningModule):
         """Per-sample ``index``, ``logits`` and penultimate ``features`` (used by pruning scores)."""
         feats = self.net.forward_features(batch["image"].contiguous(memory_format=self.memory_format))
         return {"index": batch["index"], "logits": self.net.forward_head(feats).float(), "features": feats.float()}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record which data the weights were trained on (a KD student checks its teacher against it)."""
+        fingerprint = data_fingerprint(self.trainer)
+        if fingerprint:
+            checkpoint["data_fingerprint"] = fingerprint
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())

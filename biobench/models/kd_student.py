@@ -1,0 +1,157 @@
+"""Knowledge distillation on a pruned subset ("Distilling the Knowledge in Data Pruning", Ben-Baruch et al.,
+ICML 2025): the student trains on the kept samples with soft targets from a teacher trained on the full data.
+
+Loss: (1 - alpha) CE(y, s) + alpha T^2 KL(softmax(t / T) || softmax(s / T)). The paper finds the best alpha grows
+as less data is kept, so alpha can follow the keep ratio (``alpha_schedule``): ``constant``; ``linear`` in the
+pruned fraction, alpha_min + (alpha_max - alpha_min) (1 - keep_ratio); or a ``table`` {keep_ratio: alpha},
+interpolated linearly. The teacher runs frozen, in eval mode, on the student's (augmented) batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from biobench.models.nets import create_net
+from biobench.models.pruned_classifier import PrunedClassifier, data_fingerprint
+from biobench.utils.checkpoint import read_checkpoint
+from biobench.utils.config import to_plain
+
+SCHEDULES = ("constant", "linear", "table")
+
+
+def kd_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float,
+    temperature: float,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """(1 - alpha) CE(labels, student) + alpha T^2 KL(softmax(teacher / T) || softmax(student / T)), batch mean."""
+    ce = F.cross_entropy(student, labels, label_smoothing=label_smoothing)
+    if alpha == 0:
+        return ce
+    log_s = F.log_softmax(student.float() / temperature, dim=1)
+    log_t = F.log_softmax(teacher.float() / temperature, dim=1)
+    kl = F.kl_div(log_s, log_t, log_target=True, reduction="batchmean")
+    return (1 - alpha) * ce + alpha * temperature**2 * kl
+
+
+def kd_alpha(
+    schedule: str,
+    keep_ratio: float,
+    alpha: float = 0.5,
+    alpha_min: float = 0.0,
+    alpha_max: float = 1.0,
+    table: Mapping[float, float] | None = None,
+) -> float:
+    """The KD weight for a keep ratio under ``schedule`` (see the module docstring)."""
+    if schedule == "constant":
+        value = alpha
+    elif schedule == "linear":
+        value = alpha_min + (alpha_max - alpha_min) * (1.0 - keep_ratio)
+    elif schedule == "table":
+        if not table:
+            raise ValueError("kd alpha_schedule=table needs model.alpha_table {keep_ratio: alpha}.")
+        xs = np.array(sorted(float(k) for k in table))
+        value = float(np.interp(keep_ratio, xs, [float(table[k]) for k in sorted(table, key=float)]))
+    else:
+        raise ValueError(f"model.alpha_schedule must be one of {list(SCHEDULES)}, got '{schedule}'.")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"KD alpha must lie in [0, 1], got {value} ({schedule} schedule at keep ratio {keep_ratio}).")
+    return value
+
+
+def load_teacher(path: str | Path, num_classes: int, in_chans: int) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a classifier checkpoint's network, frozen in eval mode; returns (net, checkpoint)."""
+    ckpt = read_checkpoint(path)
+    hp = ckpt.get("hyper_parameters", {})
+    if "net" not in hp or "num_classes" not in hp:
+        raise ValueError(
+            f"Teacher checkpoint '{path}' does not come from a biobench classifier (no net / num_classes)."
+        )
+    if (hp["num_classes"], hp.get("in_chans", in_chans)) != (num_classes, in_chans):
+        raise ValueError(
+            f"Teacher checkpoint '{path}' predicts {hp['num_classes']} classes from {hp.get('in_chans')} channels, "
+            f"but the student's data has {num_classes} classes and {in_chans} channels. Train the teacher on this data."
+        )
+    spec = dict(hp["net"])
+    net = create_net(spec.pop("name"), num_classes=num_classes, in_chans=in_chans, **spec)
+    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"Teacher checkpoint '{path}' does not fit its own network spec {hp['net']}: {err}") from err
+    net.eval().requires_grad_(False)
+    return net, ckpt
+
+
+class KDStudent(PrunedClassifier):
+    """A :class:`PrunedClassifier` whose training loss distils a frozen full-data teacher.
+
+    Args (besides the classifier's): ``teacher_ckpt`` (a classifier checkpoint, loaded with weights_only=True);
+    ``alpha``, ``temperature``; ``alpha_schedule`` with ``alpha_min`` / ``alpha_max`` / ``alpha_table``;
+    ``keep_ratio`` (the run's pruning.keep_ratio, which the schedule reads).
+    """
+
+    def __init__(
+        self,
+        teacher_ckpt: str,
+        alpha: float = 0.5,
+        temperature: float = 4.0,
+        alpha_schedule: str = "constant",
+        alpha_min: float = 0.0,
+        alpha_max: float = 1.0,
+        alpha_table: Mapping[float, float] | None = None,
+        keep_ratio: float = 1.0,
+        **classifier: Any,
+    ) -> None:
+        super().__init__(**classifier)
+        if temperature <= 0:
+            raise ValueError(f"model.temperature must be > 0, got {temperature}.")
+        table = to_plain(alpha_table)
+        self.kd_weight = kd_alpha(alpha_schedule, keep_ratio, alpha, alpha_min, alpha_max, table)
+        self.temperature = temperature
+        self.teacher, ckpt = load_teacher(teacher_ckpt, self.hparams.num_classes, self.hparams.in_chans)
+        self.teacher_ckpt = str(teacher_ckpt)
+        self.teacher_fingerprint = ckpt.get("data_fingerprint")
+        self.hparams.update(
+            {
+                "kd": {
+                    "teacher": self.teacher_ckpt,
+                    "alpha": self.kd_weight,
+                    "temperature": temperature,
+                    "alpha_schedule": alpha_schedule,
+                    "keep_ratio": keep_ratio,
+                }
+            }
+        )
+
+    def setup(self, stage: str) -> None:
+        mine = data_fingerprint(self.trainer)
+        if mine and self.teacher_fingerprint and mine != self.teacher_fingerprint:
+            raise ValueError(
+                f"Teacher checkpoint '{self.teacher_ckpt}' was trained on data {self.teacher_fingerprint}, but the "
+                f"student's data is {mine} (other files, labels or split). Train the teacher on the student's data."
+            )
+
+    def train(self, mode: bool = True) -> KDStudent:
+        super().train(mode)
+        self.teacher.eval()  # the teacher stays frozen in eval mode (BatchNorm statistics untouched)
+        return self
+
+    def compute_loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.kd_weight == 0:
+            return super().compute_loss(logits, batch)
+        with torch.no_grad():
+            teacher_logits = self.teacher(batch["image"].contiguous(memory_format=self.memory_format))
+        return kd_loss(
+            logits, teacher_logits, batch["label"], self.kd_weight, self.temperature, self.hparams.label_smoothing
+        )

@@ -1,0 +1,107 @@
+"""Knowledge distillation: the loss against hand computations, alpha schedules, safe teacher loading."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import compose_config
+
+from biobench.models.kd_student import KDStudent, kd_alpha, kd_loss, load_teacher
+from biobench.train import train
+
+torch.manual_seed(0)
+S, T, Y = torch.randn(8, 5), torch.randn(8, 5), torch.randint(0, 5, (8,))
+
+
+def test_alpha_zero_is_exactly_cross_entropy() -> None:
+    assert torch.equal(kd_loss(S, T, Y, alpha=0.0, temperature=4.0), F.cross_entropy(S, Y))
+
+
+def test_kl_term_matches_a_hand_computation_and_scales_with_t_squared() -> None:
+    for temp in (1.0, 2.0, 5.0):
+        p_t, p_s = (T / temp).softmax(1), (S / temp).softmax(1)
+        kl = (p_t * (p_t.log() - p_s.log())).sum(1).mean()
+        assert kd_loss(S, T, Y, alpha=1.0, temperature=temp) == pytest.approx(temp**2 * kl.item(), rel=1e-5)
+        mixed = 0.7 * F.cross_entropy(S, Y) + 0.3 * temp**2 * kl
+        assert kd_loss(S, T, Y, alpha=0.3, temperature=temp) == pytest.approx(mixed.item(), rel=1e-5)
+    assert kd_loss(S, S, Y, alpha=1.0, temperature=3.0) == pytest.approx(0.0, abs=1e-6)  # same logits: no KL
+
+
+def test_alpha_schedules_follow_the_keep_ratio() -> None:
+    assert kd_alpha("constant", 0.1, alpha=0.4) == 0.4
+    assert kd_alpha("linear", 1.0, alpha_min=0.2, alpha_max=0.9) == pytest.approx(0.2)
+    assert kd_alpha("linear", 0.1, alpha_min=0.2, alpha_max=0.9) == pytest.approx(0.83)
+    table = {0.1: 0.9, 0.5: 0.5, 1.0: 0.1}
+    assert kd_alpha("table", 0.3, table=table) == pytest.approx(0.7)
+    assert kd_alpha("table", 0.05, table=table) == pytest.approx(0.9)  # clamped at the ends
+    with pytest.raises(ValueError, match="alpha_schedule must be one of"):
+        kd_alpha("cosine", 0.5)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        kd_alpha("constant", 0.5, alpha=1.5)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("teacher")
+    cfg = compose_config("train", ["experiment=teacher_digits", "trainer.max_epochs=3", "logger=csv"], out)
+    cfg.test = False
+    train(cfg)
+    return out / "checkpoints" / "best.ckpt"
+
+
+def student(teacher_ckpt: Path, num_classes: int = 10, **kwargs) -> KDStudent:
+    return KDStudent(
+        teacher_ckpt=str(teacher_ckpt),
+        net={"name": "small_cnn", "width": 8},
+        num_classes=num_classes,
+        in_chans=1,
+        optimizer=partial(torch.optim.SGD, lr=0.1),
+        **kwargs,
+    )
+
+
+def test_teacher_is_frozen_in_eval_mode_and_gives_the_soft_targets(teacher: Path) -> None:
+    model = student(teacher, alpha=1.0, temperature=2.0)
+    model.train()
+    assert not model.teacher.training and not any(p.requires_grad for p in model.teacher.parameters())
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    logits = model(x)
+    expected = kd_loss(logits, model.teacher(x), y, 1.0, 2.0)
+    assert torch.allclose(model.compute_loss(logits, {"image": x, "label": y}), expected)
+
+
+def test_teacher_of_another_shape_or_data_fails_clearly(teacher: Path, compose_train) -> None:
+    with pytest.raises(ValueError, match=r"predicts 10 classes from 1 channels, but the student's data has 5 classes"):
+        student(teacher, num_classes=5)
+    with pytest.raises(FileNotFoundError, match=r"missing\.ckpt"):
+        load_teacher(teacher.parent / "missing.ckpt", 10, 1)
+    cfg = compose_train(
+        "experiment=kd_digits",
+        f"model.teacher_ckpt={teacher}",
+        "data.split_seed=3",
+        "trainer.max_epochs=1",
+        "logger=csv",
+    )
+    with pytest.raises(ValueError, match=r"was trained on data .* but the student's data is"):
+        train(cfg)
+
+
+def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path, compose_train) -> None:
+    cfg = compose_train(
+        "experiment=kd_digits",
+        f"model.teacher_ckpt={teacher}",
+        "pruning.keep_ratio=0.3",
+        "model.alpha_schedule=linear",
+        "trainer.max_epochs=2",
+        "logger=csv",
+    )
+    metrics = train(cfg)
+    assert float(metrics["test/acc"]) > 0.5
+    ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["kd"]["alpha"] == pytest.approx(0.7)  # linear: 1 - keep ratio
+    assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["pruning/kept_fraction"] < 0.31
