@@ -109,3 +109,16 @@ def test_real_cifar10_subset_loads_as_image_folder(cifar10_mini: Path) -> None:
     assert dm.num_classes == 10 and dm.image_shape == (3, 32, 32)
     assert len(dm.train_set) == 9000 and len(dm.val_set) == 1000 and len(dm.test_set) == 2000
     assert np.bincount(dm.train_labels).min() > 850
+
+
+def test_label_noise_flips_exactly_the_requested_training_labels() -> None:
+    clean, noisy = DigitsDataModule(), DigitsDataModule(label_noise=0.3)
+    flipped = np.flatnonzero(clean.train_labels != noisy.train_labels)
+    assert np.array_equal(flipped, noisy.noisy_indices)
+    assert len(flipped) == round(0.3 * len(clean.train_labels))
+    clean.setup("test"), noisy.setup("test")
+    assert np.array_equal(clean.val_set.targets, noisy.val_set.targets)  # evaluation labels stay clean
+    assert np.array_equal(clean.test_set.targets, noisy.test_set.targets)
+    assert clean.fingerprint() != noisy.fingerprint() and clean.fingerprint() == DigitsDataModule().fingerprint()
+    with pytest.raises(ValueError, match=r"data\.label_noise"):
+        DigitsDataModule(label_noise=1.0)

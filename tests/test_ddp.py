@@ -43,8 +43,8 @@ def test_ddp_sim_records_the_same_dynamics_as_one_process(tmp_path: Path) -> Non
 
     from biobench.data import DigitsDataModule
     from biobench.models.pruned_classifier import PrunedClassifier
-    from biobench.pruning.cache import load_arrays
     from biobench.pruning.recorder import DynamicsRecorder
+    from biobench.utils.cache import load_arrays
 
     records = {}
     for name, devices, strategy in (("single", 1, "auto"), ("ddp", 2, "ddp_spawn")):

@@ -105,3 +105,66 @@ def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path,
     ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["kd"]["alpha"] == pytest.approx(0.7)  # linear: 1 - keep ratio
     assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["pruning/kept_fraction"] < 0.31
+
+
+def test_cached_teacher_logits_equal_online_ones_without_augmentation(teacher: Path, tmp_path: Path) -> None:
+    import pytorch_lightning as pl
+
+    from biobench.data import DigitsDataModule
+
+    dm = DigitsDataModule(batch_size=32)
+    model = student(teacher, alpha=0.8, teacher_logits="cached", cache_dir=str(tmp_path))
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        accelerator="cpu",
+    )
+    trainer.fit(model, datamodule=dm)
+    assert list((tmp_path / "teacher_logits").glob("*.npz"))  # stored for the next run of the sweep
+    batch = next(iter(dm.train_dataloader()))
+    logits = model(batch["image"])
+    cached = model.compute_loss(logits, batch)
+    model.cached_logits = None
+    assert torch.allclose(cached, model.compute_loss(logits, batch), atol=1e-5)
+
+    augmented = DigitsDataModule(crop_padding=1)
+    model = student(teacher, teacher_logits="cached")
+    with pytest.raises(ValueError, match="without augmentation"):
+        model._cached_teacher_logits(augmented)
+
+
+def test_kd_from_a_clean_teacher_beats_cross_entropy_on_noisy_labels(teacher: Path) -> None:
+    """40% of the student's training labels are wrong; the clean teacher's soft targets correct much of it."""
+    import pytorch_lightning as pl
+
+    from biobench.data import DigitsDataModule
+
+    accuracy = {}
+    for alpha in (0.0, 0.9):
+        pl.seed_everything(0)
+        noisy = DigitsDataModule(label_noise=0.4, batch_size=64)
+        model = KDStudent(
+            teacher_ckpt=str(teacher),
+            net={"name": "small_cnn", "width": 32},
+            num_classes=10,
+            in_chans=1,
+            alpha=alpha,
+            temperature=4.0,
+            optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9, nesterov=True),
+        )
+        trainer = pl.Trainer(
+            max_epochs=5,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            accelerator="cpu",
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(model, train_dataloaders=noisy.train_dataloader())
+        accuracy[alpha] = trainer.test(model, dataloaders=noisy.test_dataloader(), verbose=False)[0]["test/acc"]
+    print("KD vs CE test accuracy on 40% noisy labels:", accuracy)
+    assert accuracy[0.9] > accuracy[0.0] + 0.03, accuracy

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from biobench.pruning.cache import cached_arrays
 from biobench.pruning.dynamics import ProxyRecord
 from biobench.pruning.recorder import batch_dynamics
 from biobench.pruning.samplers.ccs import CCSSampler
@@ -17,6 +16,7 @@ from biobench.pruning.samplers.sims import SIMSSampler
 from biobench.pruning.scores.base import ScoreContext
 from biobench.pruning.scores.sim import SIMScore, expert_agreement, rank_normalize, separability
 from biobench.train import train
+from biobench.utils.cache import cached_arrays
 
 
 class _Data:

@@ -2,7 +2,9 @@
 
 A datamodule owns a *train pool* (the dataset's training split) from which a validation part is carved by
 ``val_fraction`` and ``split_seed``. The remaining training samples are numbered ``0..N-1``: that number is
-the stable ``index`` every sample carries, the key of pruning scores and of saved subsets.
+the stable ``index`` every sample carries, the key of pruning scores and of saved subsets. ``label_noise`` flips a
+seeded fraction of the training labels to another class (validation and test labels stay clean), to study
+pruning and distillation under noise.
 """
 
 from __future__ import annotations
@@ -87,10 +89,15 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         crop_padding: int = 0,
         hflip: bool = False,
         pin_memory: bool = False,
+        label_noise: float = 0.0,
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}.")
+        if not 0.0 <= label_noise < 1.0:
+            raise ValueError(f"data.label_noise must be in [0, 1), got {label_noise}.")
+        self.label_noise = label_noise
+        self.noisy_indices = np.empty(0, dtype=np.int64)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -137,7 +144,10 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
 
     def fingerprint(self) -> str:
         """Short content hash of the data and of the split, used to key caches and check saved subsets."""
-        return content_hash(type(self).__name__, self.identity(), self.classes, self.val_fraction, self.split_seed)
+        noise = [self.label_noise] if self.label_noise else []  # unchanged hash for clean data
+        return content_hash(
+            type(self).__name__, self.identity(), self.classes, self.val_fraction, self.split_seed, *noise
+        )
 
     def set_train_subset(self, indices: Sequence[int] | np.ndarray | None) -> None:
         """Train only on these training-sample indices (``None`` restores the full training set)."""
@@ -169,12 +179,26 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
             order = np.random.default_rng(self.split_seed).permutation(len(labels))
             n_val = round(self.val_fraction * len(labels))
             val_ids, train_ids = np.sort(order[:n_val]), np.sort(order[n_val:])
-            self.train_set = ImageSamples(source, labels, train_ids, self.transform(train=True))
+            train_labels = self._with_label_noise(labels, train_ids)
+            self.train_set = ImageSamples(source, train_labels, train_ids, self.transform(train=True))
             self.val_set = ImageSamples(source, labels, val_ids, self.transform(train=False))
         if self.test_set is None and stage in (None, "test", "validate", "predict"):
             source, labels = self.load_split("test")
             self._check_labels(labels, "test")
             self.test_set = ImageSamples(source, labels, np.arange(len(labels)), self.transform(train=False))
+
+    def _with_label_noise(self, labels: np.ndarray, train_ids: np.ndarray) -> np.ndarray:
+        """A copy of ``labels`` where a ``label_noise`` fraction of the training samples carries another class.
+
+        The flipped training indices are kept in ``self.noisy_indices`` (for analysing scores on noisy data).
+        """
+        labels = np.asarray(labels, dtype=np.int64).copy()
+        rng = np.random.default_rng([self.split_seed, 104729])
+        flip = np.sort(rng.choice(len(train_ids), round(self.label_noise * len(train_ids)), replace=False))
+        shift = rng.integers(1, self.num_classes, len(flip))  # never the true class
+        labels[train_ids[flip]] = (labels[train_ids[flip]] + shift) % self.num_classes
+        self.noisy_indices = flip
+        return labels
 
     def transform(self, train: bool) -> Any:
         return build_transform(

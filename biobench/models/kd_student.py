@@ -4,7 +4,9 @@ ICML 2025): the student trains on the kept samples with soft targets from a teac
 Loss: (1 - alpha) CE(y, s) + alpha T^2 KL(softmax(t / T) || softmax(s / T)). The paper finds the best alpha grows
 as less data is kept, so alpha can follow the keep ratio (``alpha_schedule``): ``constant``; ``linear`` in the
 pruned fraction, alpha_min + (alpha_max - alpha_min) (1 - keep_ratio); or a ``table`` {keep_ratio: alpha},
-interpolated linearly. The teacher runs frozen, in eval mode, on the student's (augmented) batch.
+interpolated linearly. The teacher runs frozen, in eval mode, on the student's (augmented) batch (``teacher_logits:
+online``), or, for training without augmentation, its logits are computed once per (teacher file, data) and cached
+on disk (``cached``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from torch import nn
 
 from biobench.models.nets import create_net
 from biobench.models.pruned_classifier import PrunedClassifier, data_fingerprint
+from biobench.utils.cache import cached_arrays
 from biobench.utils.checkpoint import read_checkpoint
 from biobench.utils.config import to_plain
+from biobench.utils.hashing import content_hash
 
 SCHEDULES = ("constant", "linear", "table")
 
@@ -111,11 +115,18 @@ class KDStudent(PrunedClassifier):
         alpha_max: float = 1.0,
         alpha_table: Mapping[float, float] | None = None,
         keep_ratio: float = 1.0,
+        teacher_logits: str = "online",
+        cache_dir: str | None = None,
         **classifier: Any,
     ) -> None:
         super().__init__(**classifier)
         if temperature <= 0:
             raise ValueError(f"model.temperature must be > 0, got {temperature}.")
+        if teacher_logits not in ("online", "cached"):
+            raise ValueError(f"model.teacher_logits must be 'online' or 'cached', got '{teacher_logits}'.")
+        self.teacher_logits = teacher_logits
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.cached_logits: torch.Tensor | None = None
         table = to_plain(alpha_table)
         self.kd_weight = kd_alpha(alpha_schedule, keep_ratio, alpha, alpha_min, alpha_max, table)
         self.temperature = temperature
@@ -141,6 +152,28 @@ class KDStudent(PrunedClassifier):
                 f"Teacher checkpoint '{self.teacher_ckpt}' was trained on data {self.teacher_fingerprint}, but the "
                 f"student's data is {mine} (other files, labels or split). Train the teacher on the student's data."
             )
+        if stage == "fit" and self.teacher_logits == "cached":
+            self.cached_logits = self._cached_teacher_logits(self.trainer.datamodule)
+
+    def _cached_teacher_logits(self, datamodule: Any) -> torch.Tensor:
+        """Teacher logits ``[N, C]`` of every training sample, by index, from the disk cache or one eval pass."""
+        if datamodule is None or getattr(datamodule, "crop_padding", 0) or getattr(datamodule, "hflip", False):
+            raise ValueError(
+                "model.teacher_logits=cached needs a datamodule trained without augmentation (data.crop_padding=0, "
+                "data.hflip=false): cached logits of clean images would not match augmented batches."
+            )
+        n = len(datamodule.train_labels)
+
+        @torch.no_grad()
+        def compute() -> dict[str, np.ndarray]:
+            out = torch.empty(n, self.hparams.num_classes)
+            for batch in datamodule.train_eval_dataloader():
+                out[batch["index"]] = self.teacher(batch["image"].to(self.device)).float().cpu()
+            return {"logits": out.numpy()}
+
+        key = (content_hash(Path(self.teacher_ckpt).read_bytes()),)
+        arrays, _ = cached_arrays(self.cache_dir, "teacher_logits", key, datamodule.fingerprint(), n, compute)
+        return torch.from_numpy(arrays["logits"])
 
     def train(self, mode: bool = True) -> KDStudent:
         super().train(mode)
@@ -150,8 +183,11 @@ class KDStudent(PrunedClassifier):
     def compute_loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.kd_weight == 0:
             return super().compute_loss(logits, batch)
-        with torch.no_grad():
-            teacher_logits = self.teacher(batch["image"].contiguous(memory_format=self.memory_format))
+        if self.cached_logits is not None:
+            teacher_logits = self.cached_logits[batch["index"].cpu()].to(logits.device)
+        else:
+            with torch.no_grad():
+                teacher_logits = self.teacher(batch["image"].contiguous(memory_format=self.memory_format))
         return kd_loss(
             logits, teacher_logits, batch["label"], self.kd_weight, self.temperature, self.hparams.label_smoothing
         )

@@ -19,10 +19,10 @@ import pytorch_lightning as pl
 import torch
 
 from biobench.models.pruned_classifier import PrunedClassifier
-from biobench.pruning.cache import cached_arrays
 from biobench.pruning.dynamics import ProxyRecord
 from biobench.pruning.grad_norm import per_sample_grad_norms
 from biobench.pruning.recorder import DynamicsRecorder
+from biobench.utils.cache import cached_arrays
 from biobench.utils.config import to_plain
 
 log = logging.getLogger(__name__)

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from biobench.pruning.cache import cached_arrays
 from biobench.pruning.dynamics import ProxyRecord
 from biobench.pruning.proxy import ProxyStage
 from biobench.pruning.samplers.base import Sampler
 from biobench.pruning.scores.base import Score, ScoreContext
+from biobench.utils.cache import cached_arrays
 from biobench.utils.io import read_json, write_json
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from biobench.pruning.cache import save_arrays
 from biobench.pruning.dynamics import DYNAMICS
+from biobench.utils.cache import save_arrays
 
 
 def batch_dynamics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""On-disk cache of pruning artefacts (proxy records, scores), keyed by content and verified on load.
+"""On-disk cache of computed arrays (proxy records, scores, teacher logits), keyed by content, verified on load.
 
 A file is only used when its stored fingerprint and sample count match the data at hand; a corrupt or
 foreign file is reported and recomputed, never used silently. Writes are atomic.
