@@ -152,7 +152,7 @@ class KDStudent(PrunedClassifier):
                 f"Teacher checkpoint '{self.teacher_ckpt}' was trained on data {self.teacher_fingerprint}, but the "
                 f"student's data is {mine} (other files, labels or split). Train the teacher on the student's data."
             )
-        if stage == "fit" and self.teacher_logits == "cached":
+        if stage == "fit" and self.teacher_logits == "cached" and self.cached_logits is None:
             self.cached_logits = self._cached_teacher_logits(self.trainer.datamodule)
 
     def _cached_teacher_logits(self, datamodule: Any) -> torch.Tensor:

@@ -1,0 +1,86 @@
+"""KD cost: training time per epoch of the KD student vs plain training of the same student, in one process.
+
+Modes: plain CE (baseline), KD with the online teacher (a teacher forward per batch), KD with cached teacher logits
+(computed once before training; not counted, as a sweep computes them once). The teacher has the student's
+architecture. No augmentation, so all three see the same batches. Runs alternate; the median ratio is printed.
+Goals: online <= 1.4x, cached <= 1.05x.
+
+    python scripts/bench_kd.py                  # ResNet-8 on the real CIFAR-10 subset if present, else digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tarfile
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from biobench.data import DigitsDataModule, ImageFolderDataModule
+from biobench.models.kd_student import KDStudent
+from biobench.models.pruned_classifier import PrunedClassifier
+
+SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-mini.tar"
+
+
+def make_trainer(epochs: int, **kwargs) -> pl.Trainer:
+    return pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, limit_val_batches=0,
+                      num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False, **kwargs)
+
+
+def seconds_per_epoch(model: pl.LightningModule, dm, epochs: int) -> float:
+    trainer = make_trainer(epochs, enable_checkpointing=False)
+    start = time.perf_counter()
+    trainer.fit(model, train_dataloaders=dm.train_dataloader())
+    return (time.perf_counter() - start) / epochs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if SHARED_CIFAR.is_file():
+            with tarfile.open(SHARED_CIFAR) as tf:
+                tf.extractall(tmp, filter="data")
+            dm = ImageFolderDataModule(data_dir=f"{tmp}/cifar10-mini", image_size=32, preload=True, batch_size=128)
+            net = {"name": "resnet8", "width": 16}
+        else:
+            dm, net = DigitsDataModule(batch_size=64), {"name": "small_cnn"}
+        optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)
+        common = {"net": net, "num_classes": dm.num_classes, "in_chans": dm.in_chans, "optimizer": optimizer}
+        ckpt = Path(tmp) / "teacher.ckpt"  # timing only: an untrained teacher of the student's architecture
+        teacher = PrunedClassifier(**common)
+        torch.save({"state_dict": teacher.state_dict(), "hyper_parameters": dict(teacher.hparams)}, ckpt)
+
+        def cached_student() -> KDStudent:
+            student = KDStudent(teacher_ckpt=str(ckpt), teacher_logits="cached", **common)
+            student.cached_logits = student._cached_teacher_logits(dm)  # once per sweep, not timed
+            return student
+
+        builders = {
+            "plain": lambda: PrunedClassifier(**common),
+            "online": lambda: KDStudent(teacher_ckpt=str(ckpt), **common),
+            "cached": cached_student,
+        }
+        times: dict[str, list[float]] = {k: [] for k in builders}
+        for r in range(args.repeats):
+            for name in builders if r % 2 == 0 else reversed(builders):
+                pl.seed_everything(0, verbose=False)
+                times[name].append(seconds_per_epoch(builders[name](), dm, args.epochs))
+    print(f"workload: {net['name']} on {type(dm).__name__}, {args.epochs} epochs x {args.repeats} repeats")
+    for name in ("online", "cached"):
+        ratios = [t / p for t, p in zip(times[name], times["plain"], strict=True)]
+        goal = 1.4 if name == "online" else 1.05
+        print(f"KD ({name} teacher) / plain time per epoch: {statistics.median(ratios):.3f} "
+              f"(per repeat {', '.join(f'{x:.3f}' for x in ratios)}; goal <= {goal})")
+
+
+if __name__ == "__main__":
+    main()
