@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tarfile
 import tempfile
 import time
 from functools import partial
@@ -20,17 +19,24 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from bench_workload import bench_workload
 
-from biobench.data import DigitsDataModule, ImageFolderDataModule
 from biobench.models.kd_student import KDStudent
 from biobench.models.pruned_classifier import PrunedClassifier
 
-SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-mini.tar"
-
 
 def make_trainer(epochs: int, **kwargs) -> pl.Trainer:
-    return pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, limit_val_batches=0,
-                      num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False, **kwargs)
+    return pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
 
 
 def seconds_per_epoch(model: pl.LightningModule, dm, epochs: int) -> float:
@@ -46,13 +52,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        if SHARED_CIFAR.is_file():
-            with tarfile.open(SHARED_CIFAR) as tf:
-                tf.extractall(tmp, filter="data")
-            dm = ImageFolderDataModule(data_dir=f"{tmp}/cifar10-mini", image_size=32, preload=True, batch_size=128)
-            net = {"name": "resnet8", "width": 16}
-        else:
-            dm, net = DigitsDataModule(batch_size=64), {"name": "small_cnn"}
+        dm, net = bench_workload(tmp, augment=False)
         optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)
         common = {"net": net, "num_classes": dm.num_classes, "in_chans": dm.in_chans, "optimizer": optimizer}
         ckpt = Path(tmp) / "teacher.ckpt"  # timing only: an untrained teacher of the student's architecture
@@ -78,8 +78,10 @@ def main() -> None:
     for name in ("online", "cached"):
         ratios = [t / p for t, p in zip(times[name], times["plain"], strict=True)]
         goal = 1.4 if name == "online" else 1.05
-        print(f"KD ({name} teacher) / plain time per epoch: {statistics.median(ratios):.3f} "
-              f"(per repeat {', '.join(f'{x:.3f}' for x in ratios)}; goal <= {goal})")
+        print(
+            f"KD ({name} teacher) / plain time per epoch: {statistics.median(ratios):.3f} "
+            f"(per repeat {', '.join(f'{x:.3f}' for x in ratios)}; goal <= {goal})"
+        )
 
 
 if __name__ == "__main__":

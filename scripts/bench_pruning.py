@@ -14,21 +14,18 @@ import argparse
 import tempfile
 import time
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from bench_workload import bench_workload
 from hydra.utils import instantiate
 
-from biobench.data import DigitsDataModule, ImageFolderDataModule
 from biobench.models.pruned_classifier import PrunedClassifier
 from biobench.pruning.dynamics import ProxyRecord
 from biobench.pruning.recorder import DynamicsRecorder
 from biobench.pruning.scores import ScoreContext
 from biobench.train import train
-
-SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-mini.tar"
 
 
 def fit_seconds(dm, net: dict, epochs: int, record: bool) -> float:
@@ -163,17 +160,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        if SHARED_CIFAR.is_file():
-            import tarfile
-
-            with tarfile.open(SHARED_CIFAR) as tf:
-                tf.extractall(tmp, filter="data")
-            dm = ImageFolderDataModule(
-                data_dir=f"{tmp}/cifar10-mini", image_size=32, preload=True, crop_padding=4, hflip=True, batch_size=128
-            )
-            net = {"name": "resnet8", "width": 16}
-        else:
-            dm, net = DigitsDataModule(), {"name": "small_cnn"}
+        dm, net = bench_workload(tmp)
         threads = torch.get_num_threads()
         print(f"workload: {net['name']} on {type(dm).__name__}, {args.epochs} epochs, {threads} threads")
         bench_recording(dm, net, args.epochs, args.repeats)
