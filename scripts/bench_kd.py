@@ -10,7 +10,6 @@ Goals: online <= 1.4x, cached <= 1.05x.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from bench_workload import bench_workload
+from bench_workload import bench_args, bench_workload
 
 from biobench.models.kd_student import KDStudent
 from biobench.models.pruned_classifier import PrunedClassifier
@@ -47,10 +46,7 @@ def seconds_per_epoch(model: pl.LightningModule, dm, epochs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
         dm, net = bench_workload(tmp, augment=False)
         optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)

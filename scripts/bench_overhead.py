@@ -20,13 +20,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from biobench import CONFIG_DIR
 from biobench.train import train
+from biobench.utils.compose import compose_run_config
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-mini.tar"
 
@@ -40,18 +38,12 @@ def workload_overrides(name: str, workdir: Path) -> list[str]:
 
 
 def compose_cfg(overrides: list[str], out: Path) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    cfg = compose_run_config("train", overrides, out)
     with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.job.num = 0
-        for key in ("root_dir", "output_dir", "log_dir"):
-            cfg.paths[key] = str(out)
         cfg.test = False
         cfg.trainer.accelerator = "cpu"
         cfg.trainer.limit_val_batches = 0
         cfg.trainer.num_sanity_val_steps = 0
-    HydraConfig().set_config(cfg)
     return cfg
 
 

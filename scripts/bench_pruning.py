@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from functools import partial
@@ -18,14 +17,16 @@ from functools import partial
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from bench_workload import bench_workload
+from bench_workload import bench_args, bench_workload
 from hydra.utils import instantiate
+from omegaconf import open_dict
 
 from biobench.models.pruned_classifier import PrunedClassifier
 from biobench.pruning.dynamics import ProxyRecord
 from biobench.pruning.recorder import DynamicsRecorder
 from biobench.pruning.scores import ScoreContext
 from biobench.train import train
+from biobench.utils.compose import compose_run_config
 
 
 def fit_seconds(dm, net: dict, epochs: int, record: bool) -> float:
@@ -62,35 +63,21 @@ def bench_recording(dm, net: dict, epochs: int, repeats: int) -> None:
 
 
 def bench_sweep_cache() -> None:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from biobench import CONFIG_DIR
-
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, ratio in enumerate((0.1, 0.3, 0.5, 0.7)):
-            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-                cfg = compose(
-                    "train",
-                    return_hydra_config=True,
-                    overrides=[
-                        "experiment=prune_digits",
-                        "pruning/score=el2n",
-                        f"pruning.keep_ratio={ratio}",
-                        "pruning.proxy.epochs=4",
-                        "trainer.max_epochs=1",
-                        "logger=csv",
-                    ],
-                )
+            overrides = [
+                "experiment=prune_digits",
+                "pruning/score=el2n",
+                f"pruning.keep_ratio={ratio}",
+                "pruning.proxy.epochs=4",
+                "trainer.max_epochs=1",
+                "logger=csv",
+            ]
+            cfg = compose_run_config("train", overrides, f"{tmp}/run{i}", job_num=i)
             with open_dict(cfg):
-                cfg.hydra.runtime.output_dir = f"{tmp}/run{i}"
-                cfg.hydra.job.num = i
-                cfg.paths.root_dir = cfg.paths.log_dir = tmp
-                cfg.paths.output_dir = f"{tmp}/run{i}"
+                cfg.paths.cache_dir = f"{tmp}/cache"  # shared by the four runs, as in a sweep
                 cfg.test = False
-            HydraConfig().set_config(cfg)
             times.append(train(cfg)["pruning/score_time_s"])
     later = [t / times[0] for t in times[1:]]
     print(
@@ -155,10 +142,7 @@ def bench_scoring(n: int = 50_000, epochs: int = 20, classes: int = 100, dim: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
         dm, net = bench_workload(tmp)
         threads = torch.get_num_threads()

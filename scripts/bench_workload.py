@@ -3,6 +3,7 @@ otherwise the small CNN on scikit-learn's digits."""
 
 from __future__ import annotations
 
+import argparse
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -27,3 +28,11 @@ def bench_workload(tmp: str | Path, augment: bool = True) -> tuple[Classificatio
         hflip=augment,
     )
     return dm, {"name": "resnet8", "width": 16}
+
+
+def bench_args(doc: str | None) -> argparse.Namespace:
+    """``--epochs`` and ``--repeats`` of the training benchmarks (the script's docstring as help)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    return parser.parse_args()

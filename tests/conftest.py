@@ -9,35 +9,25 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
-from biobench import CONFIG_DIR
 from biobench.models.nets import register_net
+from biobench.utils.compose import compose_run_config
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def compose_config(name: str, overrides: list[str], out: Path) -> DictConfig:
-    """Compose ``conf/<name>.yaml`` with overrides, all outputs under ``out``, and register it as Hydra's."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
+    """Compose ``conf/<name>.yaml`` with overrides, all outputs under ``out``, on one CPU device, no progress bar."""
+    cfg = compose_run_config(name, overrides, out)
     with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.job.num = 0
-        cfg.paths.root_dir = str(out)
-        cfg.paths.output_dir = str(out)
-        cfg.paths.log_dir = str(out)
         cfg.trainer.accelerator = "cpu"
         cfg.trainer.devices = 1
         cfg.trainer.enable_progress_bar = False
         if cfg.get("callbacks"):
             cfg.callbacks.pop("progress_bar", None)
-    HydraConfig().set_config(cfg)
     return cfg
 
 

@@ -122,7 +122,7 @@ class Pruner:
             return records
 
         def compute() -> dict[str, np.ndarray]:
-            values = np.asarray(self.score(ScoreContext(datamodule, self.seed, self.cache_dir, proxies)), np.float64)
+            values = np.asarray(self.score(ScoreContext(datamodule, self.seed, proxies)), np.float64)
             if values.shape != (n,) or not np.isfinite(values).all():
                 raise ValueError(
                     f"{type(self.score).__name__} returned scores of shape {values.shape} "

@@ -5,7 +5,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,14 +20,13 @@ def _no_proxies() -> list[ProxyRecord]:
 class ScoreContext:
     """What a score may use.
 
-    ``datamodule``: the training set (``train_labels``, ``fingerprint()``); ``seed``; ``cache_dir``;
+    ``datamodule``: the training set (``train_labels``, ``fingerprint()``); ``seed``;
     ``proxies()``: the K proxy models' :class:`ProxyRecord` s, trained (or read from the cache) on first call,
     so scores that do not need them cost nothing.
     """
 
     datamodule: Any
     seed: int
-    cache_dir: Path | None = None
     proxies: Callable[[], list[ProxyRecord]] = field(default=_no_proxies)
 
 
