@@ -176,9 +176,7 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         if self.train_set is None:
             source, labels = self.load_split("train")
             self._check_labels(labels, "train")
-            order = np.random.default_rng(self.split_seed).permutation(len(labels))
-            n_val = round(self.val_fraction * len(labels))
-            val_ids, train_ids = np.sort(order[:n_val]), np.sort(order[n_val:])
+            val_ids, train_ids = self.carve_val(len(labels))
             train_labels = self._with_label_noise(labels, train_ids)
             self.train_set = ImageSamples(source, train_labels, train_ids, self.transform(train=True))
             self.val_set = ImageSamples(source, labels, val_ids, self.transform(train=False))
@@ -186,6 +184,12 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
             source, labels = self.load_split("test")
             self._check_labels(labels, "test")
             self.test_set = ImageSamples(source, labels, np.arange(len(labels)), self.transform(train=False))
+
+    def carve_val(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted ``(val_ids, train_ids)`` of the train pool: a ``val_fraction`` of samples drawn by ``split_seed``."""
+        order = np.random.default_rng(self.split_seed).permutation(n)
+        n_val = round(self.val_fraction * n)
+        return np.sort(order[:n_val]), np.sort(order[n_val:])
 
     def _with_label_noise(self, labels: np.ndarray, train_ids: np.ndarray) -> np.ndarray:
         """A copy of ``labels`` where a ``label_noise`` fraction of the training samples carries another class.

@@ -1,7 +1,8 @@
 """CIFAR-style ResNets: 3x3 stem without max-pool, for 32x32 inputs (He et al., 2016).
 
 ``resnet8/20/32/56`` are the 3-stage BasicBlock nets of the CIFAR paper (base width 16); ``resnet18_cifar``
-is the 4-stage ImageNet ResNet-18 with a CIFAR stem (base width 64). ``width`` scales every stage.
+is the 4-stage ImageNet ResNet-18 with a CIFAR stem (base width 64). ``width`` scales every stage;
+``stem_pool > 1`` max-pools after the stem, so larger inputs (e.g. 128 px fingerprints) cost what 32 px ones do.
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, blocks: list[int], widths: list[int], num_classes: int, in_chans: int = 3) -> None:
+    def __init__(
+        self, blocks: list[int], widths: list[int], num_classes: int, in_chans: int = 3, stem_pool: int = 1
+    ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
         )
+        if stem_pool > 1:
+            self.stem.append(nn.MaxPool2d(stem_pool))
         layers, cin = [], widths[0]
         for i, (n, w) in enumerate(zip(blocks, widths, strict=True)):
             for j in range(n):
@@ -57,31 +62,31 @@ class CifarResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _cifar3(depth: int, num_classes: int, in_chans: int, width: int) -> CifarResNet:
+def _cifar3(depth: int, num_classes: int, in_chans: int, width: int, stem_pool: int) -> CifarResNet:
     n = (depth - 2) // 6
-    return CifarResNet([n, n, n], [width, 2 * width, 4 * width], num_classes, in_chans)
+    return CifarResNet([n, n, n], [width, 2 * width, 4 * width], num_classes, in_chans, stem_pool)
 
 
 @register_net
-def resnet8(num_classes: int, in_chans: int = 3, width: int = 16) -> CifarResNet:
-    return _cifar3(8, num_classes, in_chans, width)
+def resnet8(num_classes: int, in_chans: int = 3, width: int = 16, stem_pool: int = 1) -> CifarResNet:
+    return _cifar3(8, num_classes, in_chans, width, stem_pool)
 
 
 @register_net
-def resnet20(num_classes: int, in_chans: int = 3, width: int = 16) -> CifarResNet:
-    return _cifar3(20, num_classes, in_chans, width)
+def resnet20(num_classes: int, in_chans: int = 3, width: int = 16, stem_pool: int = 1) -> CifarResNet:
+    return _cifar3(20, num_classes, in_chans, width, stem_pool)
 
 
 @register_net
-def resnet32(num_classes: int, in_chans: int = 3, width: int = 16) -> CifarResNet:
-    return _cifar3(32, num_classes, in_chans, width)
+def resnet32(num_classes: int, in_chans: int = 3, width: int = 16, stem_pool: int = 1) -> CifarResNet:
+    return _cifar3(32, num_classes, in_chans, width, stem_pool)
 
 
 @register_net
-def resnet56(num_classes: int, in_chans: int = 3, width: int = 16) -> CifarResNet:
-    return _cifar3(56, num_classes, in_chans, width)
+def resnet56(num_classes: int, in_chans: int = 3, width: int = 16, stem_pool: int = 1) -> CifarResNet:
+    return _cifar3(56, num_classes, in_chans, width, stem_pool)
 
 
 @register_net
-def resnet18_cifar(num_classes: int, in_chans: int = 3, width: int = 64) -> CifarResNet:
-    return CifarResNet([2, 2, 2, 2], [width, 2 * width, 4 * width, 8 * width], num_classes, in_chans)
+def resnet18_cifar(num_classes: int, in_chans: int = 3, width: int = 64, stem_pool: int = 1) -> CifarResNet:
+    return CifarResNet([2, 2, 2, 2], [width, 2 * width, 4 * width, 8 * width], num_classes, in_chans, stem_pool)

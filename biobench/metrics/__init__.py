@@ -1,0 +1,1 @@
+"""Evaluation metrics shared by the systems (verification now; compression and generation follow)."""
