@@ -31,6 +31,9 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
         return [f"model.teacher_ckpt={teacher_checkpoint(tmp_path)}"]
     if experiment == "prune_folder":
         return [f"data.data_dir={make_image_folder(tmp_path / 'folder')}"]
+    if experiment == "prune_fingerprint_class":
+        tiny = ["data.n_fingers=10", "data.impressions=2", "data.generator.size=128", "data.image_size=64"]
+        return [*tiny, "data.gen_workers=0", "data.val_fraction=0.2", "model.net.stem_pool=2"]
     if experiment.startswith("prune_cifar"):
         variant = 100 if experiment.endswith("100") else 10
         return [f"data.data_dir={make_cifar_folder(tmp_path / 'cifar', variant)}"]
@@ -38,9 +41,8 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
 
 
 def test_experiments_are_discovered() -> None:
-    assert {"prune_digits", "prune_cifar10", "prune_cifar100", "prune_folder", "teacher_digits", "kd_digits"} <= set(
-        EXPERIMENTS
-    )
+    expected = {"prune_digits", "prune_cifar10", "prune_cifar100", "prune_folder", "prune_fingerprint_class"}
+    assert expected | {"teacher_digits", "kd_digits"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

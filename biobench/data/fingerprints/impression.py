@@ -193,12 +193,14 @@ def render_impression(
 
 
 def _skin(ridges: np.ndarray, pressure: float, rng: np.random.Generator) -> np.ndarray:
-    """Ink coverage in ``[0, 1]``: the ridge threshold moves with pressure; dry skin breaks, wet skin blots."""
-    ink = 1.0 / (1.0 + np.exp(-4.0 * (ridges + 0.55 * pressure)))
+    """Ink coverage in ``[0, 1]``: the ridge threshold moves with pressure and skin texture; dry skin breaks, wet
+    skin blots."""
+    texture = 0.3 * smooth_noise(rng, ridges.shape, cell=3)  # ragged ridge edges and pores of real skin
+    ink = 1.0 / (1.0 + np.exp(-4.0 * (ridges + texture + 0.55 * pressure)))
     dry, wet = max(0.0, -pressure), max(0.0, pressure)
     if dry > 0:
-        speckle = smooth_noise(rng, ridges.shape, cell=5)
-        ink = ink * (speckle > np.quantile(speckle, 0.3 * dry))
+        speckle = smooth_noise(rng, ridges.shape, cell=4)
+        ink = ink * (speckle > np.quantile(speckle, 0.25 * dry))
     if wet > 0:
         blots = smooth_noise(rng, ridges.shape, cell=14)
         ink = np.maximum(ink, np.clip((blots - (2.4 - 1.2 * wet)) * 2.0, 0, 1))

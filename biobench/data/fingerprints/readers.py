@@ -62,7 +62,7 @@ def _identify(rel: str, layout: str, regex: re.Pattern) -> tuple[str, str] | Non
 
 
 def _detect_layout(files: list[str]) -> str:
-    for layout in ("fvc", "nested", "sd302"):
+    for layout in ("fvc", "sd302", "nested"):  # most specific first
         regex = re.compile(PATTERNS[layout], re.IGNORECASE)
         if all(_identify(f, layout, regex) for f in files):
             return layout
