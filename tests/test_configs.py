@@ -15,11 +15,12 @@ from biobench.train import train
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
 
-def teacher_checkpoint(tmp_path: Path) -> Path:
-    """A briefly trained digits teacher (the KD experiments need one)."""
+def teacher_checkpoint(tmp_path: Path, experiment: str, data: list[str]) -> Path:
+    """A briefly trained teacher of ``experiment`` on ``data`` (the KD experiments need one)."""
     from conftest import compose_config
 
-    cfg = compose_config("train", ["experiment=teacher_digits", "trainer.max_epochs=1", "logger=csv"], tmp_path / "t")
+    short = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "logger=csv"]
+    cfg = compose_config("train", [f"experiment={experiment}", *short, *data], tmp_path / "teacher")
     cfg.test = False
     train(cfg)
     return Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
@@ -27,17 +28,20 @@ def teacher_checkpoint(tmp_path: Path) -> Path:
 
 def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
     """Point data-hungry experiments at tiny on-disk datasets in the real formats, KD students at a teacher."""
-    if experiment.startswith("kd_"):
-        return [f"model.teacher_ckpt={teacher_checkpoint(tmp_path)}"]
-    if experiment == "prune_folder":
-        return [f"data.data_dir={make_image_folder(tmp_path / 'folder')}"]
-    if experiment == "prune_fingerprint_class":
+    if experiment.endswith("_folder"):
+        data = [f"data.data_dir={make_image_folder(tmp_path / 'folder')}"]
+    elif experiment == "prune_fingerprint_class":
         tiny = ["data.n_fingers=10", "data.impressions=2", "data.generator.size=128", "data.image_size=64"]
-        return [*tiny, "data.gen_workers=0", "data.val_fraction=0.2", "model.net.stem_pool=2"]
-    if experiment.startswith("prune_cifar"):
+        data = [*tiny, "data.gen_workers=0", "data.val_fraction=0.2", "model.net.stem_pool=2"]
+    elif experiment.startswith("prune_cifar"):
         variant = 100 if experiment.endswith("100") else 10
-        return [f"data.data_dir={make_cifar_folder(tmp_path / 'cifar', variant)}"]
-    return []
+        data = [f"data.data_dir={make_cifar_folder(tmp_path / 'cifar', variant)}"]
+    else:
+        data = []
+    if experiment.startswith("kd_"):
+        teacher = experiment.replace("kd_", "teacher_")
+        return [*data, f"model.teacher_ckpt={teacher_checkpoint(tmp_path, teacher, data)}"]
+    return data
 
 
 def test_experiments_are_discovered() -> None:

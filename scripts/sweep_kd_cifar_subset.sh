@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# KD results on the real CIFAR-10 subset (../shared/data/cifar10-mini.tar) with a ResNet-8 student (docs/kd.md):
+# teachers of four sizes on the full data, then per seed: random + KD (alpha study) at keep 0.1-0.7, and the
+# teacher-size study at keep 0.3; then a summary. Usage:
+#   bash scripts/sweep_kd_cifar_subset.sh [out dir] [seeds] [epochs]     (defaults: outputs/results/..., "0 1 2", 10)
+set -euo pipefail
+OUT=${1:-outputs/results/kd_cifar10_mini}
+SEEDS=${2:-"0 1 2"}
+EPOCHS=${3:-10}
+BIN=${BIN:-.venv/bin}
+DATA=outputs/data/cifar10-mini
+if [ ! -d "$DATA" ]; then mkdir -p outputs/data && tar -xf ../shared/data/cifar10-mini.tar -C outputs/data; fi
+COMMON=("data.data_dir=$PWD/$DATA" "trainer.max_epochs=$EPOCHS" callbacks.progress_bar.refresh_rate=0)
+declare -A TEACHERS=([narrow]="model.net.width=8" [same]="model.net.width=16" [wide]="model.net.width=32"
+                     [deep]="model/net=resnet20")
+for NAME in "${!TEACHERS[@]}"; do
+  if [ ! -f "$OUT/teachers/$NAME/checkpoints/best.ckpt" ]; then
+    $BIN/biobench-train experiment=teacher_folder "${COMMON[@]}" ${TEACHERS[$NAME]} seed=0 \
+      hydra.run.dir="$OUT/teachers/$NAME"
+  fi
+done
+for SEED in $SEEDS; do
+  RUN=("${COMMON[@]}" seed="$SEED" pruning/score=random pruning/sampler=topk)
+  $BIN/biobench-train -m experiment=kd_folder "${RUN[@]}" "model.teacher_ckpt=$PWD/$OUT/teachers/same/checkpoints/best.ckpt" \
+    pruning.keep_ratio=0.1,0.3,0.5,0.7 model.alpha=0.0,0.5,0.9 hydra.sweep.dir="$OUT/seed$SEED/alpha"
+  $BIN/biobench-train -m experiment=kd_folder "${RUN[@]}" pruning.keep_ratio=0.3 model.alpha=0.9 \
+    "model.teacher_ckpt=$(printf "$PWD/$OUT/teachers/%s/checkpoints/best.ckpt," narrow wide deep | sed 's/,$//')" \
+    hydra.sweep.dir="$OUT/seed$SEED/teacher_size"
+  $BIN/python scripts/summarize.py "$OUT" --out "$OUT"
+done
