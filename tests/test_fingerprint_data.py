@@ -65,14 +65,14 @@ def test_bad_fingerprint_folders_are_named(tmp_path: Path) -> None:
     _write(tmp_path / "odd" / "scan.png")
     with pytest.raises(ValueError, match="layout"):
         read_fingerprint_folder(tmp_path / "odd")
-    with pytest.raises(ValueError, match="scan.png"):
+    with pytest.raises(ValueError, match=r"scan\.png"):
         read_fingerprint_folder(tmp_path / "odd", layout="fvc")
     with pytest.raises(ValueError, match="named groups"):
         read_fingerprint_folder(tmp_path / "odd", pattern=r"(\d+)")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "1_1.png").write_bytes(b"not a png")
     dm = FingerprintDataModule(data_dir=str(tmp_path / "broken"), task="finger", image_size=None)
-    with pytest.raises(ValueError, match="1_1.png"):
+    with pytest.raises(ValueError, match=r"1_1\.png"):
         dm.setup("fit")
     dm = FingerprintDataModule(data_dir=str(tmp_path / "fvc_only"), task="henry")
     for finger in (1, 2, 3):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from biobench.data.fingerprints import HENRY_CLASSES, FingerprintGenerator
@@ -109,3 +110,21 @@ def test_impression_attributes_are_validated() -> None:
         ImpressionParams(pressure=2.0)
     with pytest.raises(ValueError, match="Unknown impression parameters"):
         FingerprintGenerator(size=SIZE).impression(0, 0, tilt=3)
+
+
+def test_synthetic_dataset_batches_images_with_all_labels() -> None:
+    from torch.utils.data import DataLoader
+
+    from biobench.data.fingerprints import SyntheticFingerprints
+
+    data = SyntheticFingerprints({"seed": 3, "size": SIZE}, n_fingers=3, impressions=2, first_finger=5)
+    batch = next(iter(DataLoader(data, batch_size=6)))
+    assert batch["image"].shape == (6, 1, SIZE, SIZE) and batch["image"].dtype == torch.uint8
+    assert batch["finger"].tolist() == [5, 5, 6, 6, 7, 7] and batch["impression"].tolist() == [0, 1] * 3
+    assert batch["minutiae"].shape == (6, 128, 4) and (batch["n_minutiae"] > 0).all()
+    assert len(batch["attributes"]["device"]) == 6
+    np.testing.assert_array_equal(
+        batch["image"][1, 0].numpy(), FingerprintGenerator(seed=3, size=SIZE).impression(5, 1).image
+    )
+    first = data[0]["minutiae"][: data[0]["n_minutiae"]].numpy()
+    np.testing.assert_allclose(first, data.generator.impression(5, 0).minutiae.to_array())

@@ -1,6 +1,7 @@
 """Synthetic fingerprints (SFinGe-style masters and impressions) and readers for real fingerprint folders."""
 
 from biobench.data.fingerprints.datamodule import FingerprintDataModule
+from biobench.data.fingerprints.dataset import SyntheticFingerprints
 from biobench.data.fingerprints.generator import FingerprintGenerator
 from biobench.data.fingerprints.impression import Impression, ImpressionParams, ImpressionRanges
 from biobench.data.fingerprints.master import MasterFingerprint
@@ -18,5 +19,6 @@ __all__ = [
     "ImpressionRanges",
     "MasterFingerprint",
     "Minutiae",
+    "SyntheticFingerprints",
     "read_fingerprint_folder",
 ]
