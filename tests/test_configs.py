@@ -30,7 +30,7 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
     """Point data-hungry experiments at tiny on-disk datasets in the real formats, KD students at a teacher."""
     if experiment.endswith("_folder"):
         data = [f"data.data_dir={make_image_folder(tmp_path / 'folder')}"]
-    elif experiment == "prune_fingerprint_class":
+    elif "fingerprint" in experiment:
         tiny = ["data.n_fingers=10", "data.impressions=2", "data.generator.size=128", "data.image_size=64"]
         data = [*tiny, "data.gen_workers=0", "data.val_fraction=0.2", "model.net.stem_pool=2"]
     elif experiment.startswith("prune_cifar"):
