@@ -3,13 +3,8 @@
 # teachers of four sizes on the full data, then per seed: random + KD (alpha study) at keep 0.1-0.7, and the
 # teacher-size study at keep 0.3; then a summary. Usage:
 #   bash scripts/sweep_kd_cifar_subset.sh [out dir] [seeds] [epochs]     (defaults: outputs/results/..., "0 1 2", 10)
-set -euo pipefail
-OUT=${1:-outputs/results/kd_cifar10_mini}
-SEEDS=${2:-"0 1 2"}
-EPOCHS=${3:-10}
-BIN=${BIN:-.venv/bin}
-DATA=outputs/data/cifar10-mini
-if [ ! -d "$DATA" ]; then mkdir -p outputs/data && tar -xf ../shared/data/cifar10-mini.tar -C outputs/data; fi
+DEFAULT_OUT=outputs/results/kd_cifar10_mini
+source "$(dirname "$0")/cifar_subset.sh"
 COMMON=("data.data_dir=$PWD/$DATA" "trainer.max_epochs=$EPOCHS" callbacks.progress_bar.refresh_rate=0)
 declare -A TEACHERS=([narrow]="model.net.width=8" [same]="model.net.width=16" [wide]="model.net.width=32"
                      [deep]="model/net=resnet20")

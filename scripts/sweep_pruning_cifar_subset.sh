@@ -2,14 +2,9 @@
 # Pruning results on the real CIFAR-10 subset (../shared/data/cifar10-mini.tar, 9,000 train / 1,000 val / 2,000
 # test images) with a ResNet-8: the methods of docs/pruning.md x keep ratios 0.1-0.7, one seed at a time (so
 # every finished seed covers every method), then a summary. Usage:
-#   bash scripts/sweep_pruning_cifar_subset.sh [out dir] [seeds] [epochs]     (defaults: outputs/results/..., "0 1 2", 15)
-set -euo pipefail
-OUT=${1:-outputs/results/pruning_cifar10_mini}
-SEEDS=${2:-"0 1 2"}
-EPOCHS=${3:-15}
-BIN=${BIN:-.venv/bin}
-DATA=outputs/data/cifar10-mini
-if [ ! -d "$DATA" ]; then mkdir -p outputs/data && tar -xf ../shared/data/cifar10-mini.tar -C outputs/data; fi
+#   bash scripts/sweep_pruning_cifar_subset.sh [out dir] [seeds] [epochs]     (defaults: outputs/results/..., "0 1 2", 10)
+DEFAULT_OUT=outputs/results/pruning_cifar10_mini
+source "$(dirname "$0")/cifar_subset.sh"
 for SEED in $SEEDS; do
   COMMON=(experiment=prune_folder "data.data_dir=$PWD/$DATA" model/net=resnet8 "trainer.max_epochs=$EPOCHS"
           seed="$SEED" pruning.keep_ratio=0.1,0.3,0.5,0.7 callbacks.progress_bar.refresh_rate=0)
