@@ -14,6 +14,10 @@ Written to ``--out`` (default: the first dir), each atomically:
                                    (in percent when the metric name ends in ``acc``)
   summary.csv                      long format: label,x,mean,std,n (raw metric units)
   <metric>_vs_<x leaf>.png         the metric vs x, one line per method with std error bars
+
+``--best-over KEY`` (e.g. ``model.alpha``) adds ``best_<key leaf>.md``: for every method (labels without KEY)
+and x, the KEY value with the highest mean metric and its ``mean ± std (n)`` -- e.g. the best KD weight per keep
+ratio.
 """
 
 from __future__ import annotations
@@ -206,6 +210,35 @@ def summarize(runs: Sequence[Mapping[str, Any]], metric: str, x: str, label_keys
     return rows
 
 
+def best_over(
+    runs: Sequence[Mapping[str, Any]], metric: str, x: str, label_keys: Sequence[str], key: str
+) -> list[tuple[Row, str]]:
+    """Per (label without ``key``, x): the best group over ``key``'s values, as ``(row, winning key value)``."""
+    best: dict[tuple[str, Any], tuple[Row, str]] = {}
+    for row in summarize(runs, metric, x, [*label_keys, key]):
+        base, _, value = row.label.rpartition("+")
+        base = base or "all"
+        if (base, row.x) not in best or row.mean > best[(base, row.x)][0].mean:
+            best[(base, row.x)] = (Row(base, row.x, row.mean, row.std, row.n), value)
+    return [best[k] for k in sorted(best, key=lambda k: (k[0], sort_xs(b for _, b in best).index(k[1])))]
+
+
+def best_table(best: Sequence[tuple[Row, str]], metric: str, x: str, key: str) -> str:
+    """Markdown: per method and x, the winning ``key`` value and its statistics."""
+    leaf = key.replace("/", ".").rsplit(".", 1)[-1]
+    cells = {(r.label, r.x): f"{format_cell(r, metric)}, {leaf}={value}" for r, value in best}
+    xs = sort_xs(r.x for r, _ in best)
+    lines = [
+        f"## best {key} per {x} ({metric})",
+        "",
+        "| method | " + " | ".join(f"{x.rsplit('.', 1)[-1]}={format_value(v)}" for v in xs) + " |",
+        "|" + "|".join([":---"] + ["---:"] * len(xs)) + "|",
+    ]
+    for label in dict.fromkeys(r.label for r, _ in best):
+        lines.append("| " + " | ".join([_md_escape(label), *(cells.get((label, v), "–") for v in xs)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------- writing
 
 
@@ -354,6 +387,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="comma list of Hydra choices / dotted config keys (default: %(default)s)",
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first dir)")
+    parser.add_argument("--best-over", default=None, help="dotted key / choice to pick the best value of per x")
     parser.add_argument("--wandb", action="store_true", help="also log table and plot to W&B (offline by default)")
     return parser.parse_args(argv)
 
@@ -371,6 +405,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"summarize: error: {err}", file=sys.stderr)
         return 1
     paths = write_summary(rows, args.out or args.dirs[0], args.metric, args.x, label_name)
+    if args.best_over:
+        leaf = args.best_over.rsplit(".", 1)[-1].replace("/", "_")
+        best = best_over(runs, args.metric, args.x, [k for k in label_keys if k != args.best_over], args.best_over)
+        text = best_table(best, args.metric, args.x, args.best_over)
+        paths["best"] = write_text(Path(args.out or args.dirs[0]) / f"best_{leaf}.md", text)
+        print(text)
     print(paths["md"].read_text())
     print(f"{sum(r.n for r in rows)} of {len(runs)} runs summarised. Wrote:")
     for path in paths.values():

@@ -221,3 +221,14 @@ def test_empty_dir_is_an_error_naming_it(tmp_path: Path, capsys: pytest.CaptureF
 def test_missing_dir_is_an_error_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sm.main([str(tmp_path / "nope")]) != 0
     assert str(tmp_path / "nope") in capsys.readouterr().err
+
+
+def test_best_over_a_key_picks_the_winner_per_x(sweep: Path, tmp_path: Path) -> None:
+    runs = sm.collect_runs([sweep])
+    best = sm.best_over(runs, "test/acc", "pruning.keep_ratio", ["pruning/sampler"], "pruning/score")
+    got = {(row.label, row.x): (value, row.mean) for row, value in best}
+    assert got[("topk", 0.3)][0] == "random" and got[("topk", 0.3)][1] == pytest.approx(0.82)
+    assert got[("topk", 0.7)][0] == "el2n" and got[("topk", 0.7)][1] == pytest.approx(0.96)
+    assert sm.main([str(sweep), "--out", str(tmp_path), "--best-over", "pruning/score"]) == 0
+    table = (tmp_path / "best_pruning_score.md").read_text()
+    assert "82.00 ± 2.00 (3), score=random" in table and "96.00 ± 0.00 (3), score=el2n" in table
