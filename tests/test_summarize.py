@@ -230,5 +230,14 @@ def test_best_over_a_key_picks_the_winner_per_x(sweep: Path, tmp_path: Path) -> 
     assert got[("topk", 0.3)][0] == "random" and got[("topk", 0.3)][1] == pytest.approx(0.82)
     assert got[("topk", 0.7)][0] == "el2n" and got[("topk", 0.7)][1] == pytest.approx(0.96)
     assert sm.main([str(sweep), "--out", str(tmp_path), "--best-over", "pruning/score"]) == 0
-    table = (tmp_path / "best_pruning_score.md").read_text()
+    table = (tmp_path / "best_score.md").read_text()
     assert "82.00 ± 2.00 (3), score=random" in table and "96.00 ± 0.00 (3), score=el2n" in table
+
+
+def test_best_over_can_select_on_another_metric(sweep: Path) -> None:
+    """Selecting on test/loss (lower acc wins there, as loss = 1 - acc and we take the max) reports the other score."""
+    runs = sm.collect_runs([sweep])
+    best = sm.best_over(runs, "test/acc", "pruning.keep_ratio", ["pruning/sampler"], "pruning/score", "test/loss")
+    got = {row.x: (value, row.mean) for row, value in best}
+    assert got[0.3] == ("el2n", pytest.approx(0.75)) and got[0.7] == ("random", pytest.approx(0.92))
+    assert sm.main([str(sweep), "--best-over", "no.such.key"]) == 1

@@ -4,8 +4,9 @@ Scores are similarities (higher = more likely the same finger). Conventions (FVC
 
 - genuine pairs: every pair of impressions of the same finger; impostor pairs: the first impression of every
   finger against the first impression of every other finger;
-- ``TAR@FAR=x``: the threshold is the ``(1 - x)`` quantile of the impostor scores, TAR the share of genuine
-  scores at or above it;
+- ``TAR@FAR=x``: the threshold is the ``(1 - x)`` quantile of the impostor scores -- taken as the score of the
+  ``floor(x * n) + 1``-th best impostor, so at most a share ``x`` of impostors scores above it -- and TAR is the
+  share of genuine scores above it (the achieved FAR never exceeds ``x``);
 - EER: the error rate where the false accept rate equals the false reject rate (linear interpolation between
   the two ROC points that bracket the crossing).
 """
@@ -22,6 +23,8 @@ def fvc_pairs(finger: np.ndarray, impression: np.ndarray) -> tuple[np.ndarray, n
     of m impressions each, G = F m (m - 1) / 2 and I = F (F - 1) / 2.
     """
     finger, impression = np.asarray(finger), np.asarray(impression)
+    if finger.size == 0 and impression.size == 0:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros((0, 2), dtype=np.int64)
     if finger.shape != impression.shape or finger.ndim != 1:
         raise ValueError(f"fvc_pairs: finger and impression must be equal-length 1-D arrays, got {finger.shape} "
                          f"and {impression.shape}.")  # fmt: skip
@@ -58,12 +61,13 @@ def roc(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> float:
-    """Share of genuine scores at or above the ``(1 - far)`` quantile of the impostor scores."""
+    """Share of genuine scores above the threshold that at most a ``far`` share of impostor scores exceed."""
     genuine, impostor = _check_scores(genuine, impostor)
     if not 0.0 < far < 1.0:
         raise ValueError(f"tar_at_far: far must be in (0, 1), got {far}.")
-    threshold = np.quantile(impostor, 1.0 - far)
-    return float(np.mean(genuine >= threshold))
+    ranked = np.sort(impostor)[::-1]
+    threshold = ranked[min(int(np.floor(far * len(ranked))), len(ranked) - 1)]
+    return float(np.mean(genuine > threshold))
 
 
 def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> float:

@@ -6,7 +6,8 @@ Splits are identity-disjoint: fingers (not images) are assigned to test (``test_
 - ``task=henry``: the Henry class (arch, tented arch, left loop, right loop, whorl) -- a classification task
   for ``pruned_classifier`` / ``kd_student`` (``experiment=prune_fingerprint_class``);
 - ``task=finger``: a dense finger id per split, for identity-supervised embedders; evaluation then uses
-  :meth:`FingerprintDataModule.verification_pairs` (the FVC protocol).
+  :meth:`FingerprintDataModule.verification_pairs` (the FVC protocol). Validation and test fingers are never
+  training classes, so classification accuracy means nothing there: use verification metrics.
 
 Synthetic prints are rendered once (in ``gen_workers`` processes) and cached under ``cache_dir`` keyed by the
 generator's identity, so every run of a sweep reads the same images from disk.
@@ -55,11 +56,8 @@ class FingerprintDataModule(ClassificationDataModule):
         super().__init__(**kwargs)
         if task not in TASKS:
             raise ValueError(f"data.task must be one of {TASKS}, got '{task}'.")
-        if not 0.0 < test_fraction < 1.0 or test_fraction + self.val_fraction >= 1.0:
-            raise ValueError(
-                f"data.test_fraction={test_fraction} and data.val_fraction={self.val_fraction} must be positive "
-                "fractions of the fingers that leave some for training."
-            )
+        if not 0.0 < test_fraction < 1.0:
+            raise ValueError(f"data.test_fraction must be in (0, 1) (a fraction of the fingers), got {test_fraction}.")
         if data_dir is None and (n_fingers < 3 or impressions < 1):
             raise ValueError(
                 f"Synthetic fingerprints need >= 3 fingers and >= 1 impression, got {n_fingers} x {impressions}."
@@ -92,18 +90,21 @@ class FingerprintDataModule(ClassificationDataModule):
                 ),
             )
             source = ArraySource(arrays["images"][:, None])
+            identity = [gen.identity(), self.n_fingers, self.impressions]
             return {"source": source, "finger": arrays["finger"], "impression": arrays["impression"],
-                    "henry": arrays["henry"], "identity": gen.identity()}  # fmt: skip
+                    "henry": arrays["henry"], "identity": identity}  # fmt: skip
         records = read_fingerprint_folder(self.data_dir, self.layout, self.pattern)
-        rank = np.zeros(len(records), dtype=np.int64)  # impression order within each finger (file order)
-        for f in np.unique(records.finger):
-            rank[records.finger == f] = np.arange(np.sum(records.finger == f))
+        order = np.argsort(records.finger, kind="stable")  # impression rank within each finger, in file order
+        starts = np.r_[True, records.finger[order][1:] != records.finger[order][:-1]]
+        rank = np.empty(len(records), dtype=np.int64)
+        rank[order] = np.arange(len(order)) - np.flatnonzero(starts)[np.cumsum(starts) - 1]
         source = FileSource(records.paths, channels=1, size=self._image_size)
         if self.preload:
             source = source.preload(desc=f"decoding {self.data_dir.name}")
         rel = [str(p.relative_to(self.data_dir)) for p in records.paths]
+        identity = [rel, [p.stat().st_size for p in records.paths], self.layout, self.pattern]
         return {"source": source, "finger": records.finger, "impression": rank, "henry": records.henry,
-                "identity": [rel, [p.stat().st_size for p in records.paths]]}  # fmt: skip
+                "identity": identity}  # fmt: skip
 
     @cached_property
     def _finger_split(self) -> dict[str, np.ndarray]:
@@ -149,13 +150,21 @@ class FingerprintDataModule(ClassificationDataModule):
         fingers = self._all["finger"][self._split_samples("train")]
         pool = np.unique(fingers)
         rng = np.random.default_rng([self.split_seed, 37])
-        val_fingers = rng.permutation(pool)[: round(self.val_fraction * len(pool))]
+        n_val = round(self.val_fraction * len(pool))
+        if n_val >= len(pool):
+            raise ValueError(
+                f"data.val_fraction={self.val_fraction} leaves no training finger of the {len(pool)} outside the test "
+                "split; lower it or add fingers."
+            )
+        val_fingers = rng.permutation(pool)[:n_val]
         is_val = np.isin(fingers, val_fingers)
         return np.flatnonzero(is_val), np.flatnonzero(~is_val)
 
     def identity(self) -> Any:
+        henry = self._all["henry"]
         return {"data": self._all["identity"], "task": self.task, "test_fraction": self.test_fraction,
-                "image_size": self._image_size}  # fmt: skip
+                "image_size": self._image_size, "finger": content_hash(self._all["finger"]),
+                "henry": None if henry is None else content_hash(henry)}  # fmt: skip
 
     # -- verification ------------------------------------------------------------------------------------
     def split_labels(self, split: str) -> dict[str, np.ndarray]:

@@ -19,7 +19,9 @@ class SyntheticFingerprints(Dataset):
     ``impression``, ``henry``, ``index``, the appearance ``attributes`` (device, condition, pressure, rotation, ...)
     and ``minutiae`` as a fixed-size ``[max_minutiae, 4]`` float tensor of rows ``(x, y, angle, kind)`` padded with
     zeros, the first ``n_minutiae`` valid, so the default collate batches it. Masters are cached per worker by the
-    generator (LRU, ``generator.cache_size``), so reading the impressions of a finger in a row renders it once.
+    generator (LRU, ``generator.cache_size``): reading the impressions of a finger in a row renders it once, while
+    shuffled access over more fingers than the cache holds re-renders masters (~0.6 s each); for training, render
+    once with ``FingerprintDataModule`` (cached on disk) or raise ``cache_size``.
     """
 
     def __init__(

@@ -131,7 +131,10 @@ def export_fingerprints(
     workers: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``n_fingers x n_impressions`` prints to ``out_dir`` (FVC naming); returns the metadata CSV path."""
+    """Write ``n_fingers x n_impressions`` prints to ``out_dir`` (FVC naming); returns the metadata CSV path.
+
+    An existing export there is refused unless ``overwrite``, which first deletes the files its metadata lists.
+    """
     out = Path(out_dir)
     metadata = out / "metadata.csv"
     if metadata.exists() and not overwrite:
@@ -139,6 +142,12 @@ def export_fingerprints(
     if n_fingers < 1 or n_impressions < 1:
         raise ValueError(f"Need at least one finger and one impression, got {n_fingers} x {n_impressions}.")
     out.mkdir(parents=True, exist_ok=True)
+    if metadata.exists():  # overwrite: remove the previous set's files, so no stale print outlives it
+        with open(metadata, newline="") as f:
+            for row in csv.DictReader(f):
+                (out / row["file"]).unlink(missing_ok=True)
+                (out / row["file"]).with_suffix(".minutiae.csv").unlink(missing_ok=True)
+        metadata.unlink()
     fingers = range(first_finger, first_finger + n_fingers)
     rows = _map_fingers(_export_finger, fingers, (n_impressions, str(out)), generator_kwargs, workers,
                         f"exporting to {out}")  # fmt: skip

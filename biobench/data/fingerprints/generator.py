@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
 
 from biobench.data.fingerprints.impression import Impression, ImpressionRanges, render_impression
 from biobench.data.fingerprints.master import MasterFingerprint, make_master
-from biobench.data.fingerprints.orientation import HENRY_PRIORS
+from biobench.data.fingerprints.orientation import HENRY_CLASSES, HENRY_PRIORS
 
 # Bumped whenever a change to the generator changes its images, so caches of generated data are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 class FingerprintGenerator:
@@ -37,6 +37,15 @@ class FingerprintGenerator:
     ) -> None:
         if size < 128:
             raise ValueError(f"Fingerprint size must be at least 128 px (a finger at 500 dpi), got {size}.")
+        lo, hi = float(period_range[0]), float(period_range[1])
+        if not 3.0 <= lo <= hi:
+            raise ValueError(
+                f"generator.period_range must satisfy 3 <= low <= high (pixels), got {list(period_range)}."
+            )
+        if len(henry_priors) != len(HENRY_CLASSES) or min(henry_priors) < 0 or sum(henry_priors) <= 0:
+            raise ValueError(
+                f"generator.henry_priors must be {len(HENRY_CLASSES)} non-negative weights, got {list(henry_priors)}."
+            )
         self.seed = int(seed)
         self.size = int(size)
         self.period_range = (float(period_range[0]), float(period_range[1]))
@@ -47,6 +56,10 @@ class FingerprintGenerator:
         else:
             ranges = {k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
                       for k, v in (impression or {}).items()}  # fmt: skip
+            valid = [f.name for f in fields(ImpressionRanges)]
+            unknown = sorted(set(ranges) - set(valid))
+            if unknown:
+                raise ValueError(f"Unknown generator.impression keys {unknown}; valid keys: {valid}.")
             self.ranges = ImpressionRanges(**ranges)
         self.cache_size = cache_size
         self._masters: OrderedDict[int, MasterFingerprint] = OrderedDict()

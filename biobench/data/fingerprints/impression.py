@@ -57,6 +57,10 @@ class ImpressionParams:
             raise ValueError(f"Impression pressure must be in [-1, 1], got {self.pressure}.")
         if not 0.2 <= self.contact <= 1.2:
             raise ValueError(f"Impression contact must be in [0.2, 1.2], got {self.contact}.")
+        if self.blur < 0 or self.noise < 0 or self.distortion < 0:
+            raise ValueError(
+                f"Impression blur, noise and distortion must be >= 0, got {self.blur}, {self.noise}, {self.distortion}."
+            )
 
     @property
     def condition(self) -> str:
@@ -81,6 +85,13 @@ class ImpressionRanges:
     device_weights: tuple[float, ...] | None = None
     noise: tuple[float, float] = (0.01, 0.05)
     blur: tuple[float, float] = (0.4, 1.0)
+
+    def __post_init__(self) -> None:
+        if self.device_weights is not None and len(self.device_weights) != len(self.devices):
+            raise ValueError(
+                f"generator.impression.device_weights has {len(self.device_weights)} entries for "
+                f"{len(self.devices)} devices {list(self.devices)}."
+            )
 
     def sample(self, rng: np.random.Generator, **fixed: object) -> ImpressionParams:
         """Draw every parameter (in a fixed order, so ``fixed`` values do not shift the others)."""
@@ -175,8 +186,10 @@ def render_impression(
 
     ink = _skin(ridges.numpy(), params.pressure, rng)
     image = _sensor(ink, region, params, rng)
-    image = TF.gaussian_blur(torch.from_numpy(image)[None], kernel_size=2 * int(3 * params.blur) + 1, sigma=params.blur)
-    image = image[0].numpy() + params.noise * rng.standard_normal(shape).astype(np.float32)
+    if params.blur > 0:
+        kernel = 2 * int(3 * params.blur) + 1
+        image = TF.gaussian_blur(torch.from_numpy(image)[None], kernel_size=kernel, sigma=params.blur)[0].numpy()
+    image = image + params.noise * rng.standard_normal(shape).astype(np.float32)
     image = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
 
     minutiae = master.minutiae

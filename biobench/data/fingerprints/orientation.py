@@ -3,7 +3,7 @@
 Orientation follows the zero-pole model (Sherlock & Monro) used by SFinGe: with cores ``c_i`` as poles and
 deltas ``d_j`` as zeros, the ridge direction at ``z`` is
 
-    theta(z) = theta_0 + 1/2 [ sum_i g_i(arg(z - c_i)) - sum_j g_j(arg(z - d_j)) ]
+    theta(z) = 1/2 [ sum_i g_i(arg(z - c_i)) - sum_j g_j(arg(z - d_j)) ]
 
 where ``g(a) = a + sum_k b_k sin(k a + phi_k)`` is the correction term (Vizcaya & Gerhardt's idea, here as a
 small random Fourier series): it bends loops and whorls per finger while ``g(a + 2 pi) = g(a) + 2 pi`` keeps the
@@ -126,7 +126,7 @@ def orientation_field(
 def poincare_index(theta: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float = 6.0, steps: int = 24) -> np.ndarray:
     """Poincare index (in turns: +0.5 core, -0.5 delta, 0 regular) of the field on circles around ``(x, y)``.
 
-    Orientation differences between neighbouring circle samples are wrapped into ``(-pi/2, pi/2]``.
+    Orientation differences between neighbouring circle samples are wrapped into ``[-pi/2, pi/2)``.
     """
     x, y = np.atleast_1d(np.asarray(x, dtype=np.float64)), np.atleast_1d(np.asarray(y, dtype=np.float64))
     phi = np.linspace(0, 2 * np.pi, steps, endpoint=False)

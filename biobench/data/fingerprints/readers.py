@@ -118,7 +118,12 @@ def _henry_labels(root: Path, files: list[str]) -> np.ndarray | None:
         rows = {r["file"]: r.get("henry") for r in csv.DictReader(f)}
     if not all(rows.get(name) not in (None, "") for name in files):
         return None
-    labels = np.array([int(rows[name]) for name in files], dtype=np.int64)
+    try:
+        labels = np.array([int(rows[name]) for name in files], dtype=np.int64)
+    except ValueError as err:
+        raise ValueError(
+            f"{path}: the 'henry' column must hold class indices 0-{len(HENRY_CLASSES) - 1} ({err})."
+        ) from err
     if labels.min() < 0 or labels.max() >= len(HENRY_CLASSES):
         raise ValueError(f"{path}: henry labels must lie in [0, {len(HENRY_CLASSES)}).")
     return labels
