@@ -82,7 +82,7 @@ class FingerprintDataModule(ClassificationDataModule):
             arrays, _ = cached_arrays(
                 self.cache_dir,
                 "fingerprints",
-                (self._image_size, self.impressions),
+                (),  # everything that determines the prints is in the fingerprint below
                 content_hash(gen.identity(), self.n_fingers, self.impressions, self._image_size),
                 self.n_fingers * self.impressions,
                 lambda: render_fingerprints(

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from biobench.data.fingerprints.impression import Impression, ImpressionRanges, render_impression
-from biobench.data.fingerprints.master import MasterFingerprint, make_master
-from biobench.data.fingerprints.orientation import HENRY_CLASSES, HENRY_PRIORS
+from biobench.data.fingerprints.master import MasterFingerprint, check_master_args, make_master
+from biobench.data.fingerprints.orientation import HENRY_PRIORS
 
 # Bumped whenever a change to the generator changes its images, so caches of generated data are not reused.
 GENERATOR_VERSION = 2
@@ -37,15 +37,7 @@ class FingerprintGenerator:
     ) -> None:
         if size < 128:
             raise ValueError(f"Fingerprint size must be at least 128 px (a finger at 500 dpi), got {size}.")
-        lo, hi = float(period_range[0]), float(period_range[1])
-        if not 3.0 <= lo <= hi:
-            raise ValueError(
-                f"generator.period_range must satisfy 3 <= low <= high (pixels), got {list(period_range)}."
-            )
-        if len(henry_priors) != len(HENRY_CLASSES) or min(henry_priors) < 0 or sum(henry_priors) <= 0:
-            raise ValueError(
-                f"generator.henry_priors must be {len(HENRY_CLASSES)} non-negative weights, got {list(henry_priors)}."
-            )
+        check_master_args(period_range, henry_priors)  # fail at construction, not in a worker process
         self.seed = int(seed)
         self.size = int(size)
         self.period_range = (float(period_range[0]), float(period_range[1]))

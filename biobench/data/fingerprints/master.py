@@ -11,6 +11,7 @@ from biobench.data.fingerprints.orientation import (
     HENRY_PRIORS,
     Area,
     SingularPoints,
+    check_priors,
     orientation_field,
     sample_henry_class,
     sample_singular_points,
@@ -32,6 +33,14 @@ class MasterFingerprint:
     minutiae: Minutiae
 
 
+def check_master_args(period_range: tuple[float, float], henry_priors: tuple[float, ...]) -> None:
+    """Clear errors for settings that would otherwise fail deep inside generation."""
+    lo, hi = period_range
+    if not 3.0 <= lo <= hi:
+        raise ValueError(f"Fingerprint period_range must satisfy 3 <= low <= high (pixels), got {list(period_range)}.")
+    check_priors(henry_priors)
+
+
 def make_master(
     rng: np.random.Generator,
     size: int = 320,
@@ -45,9 +54,7 @@ def make_master(
     ``period_range`` is the finger's mean ridge period in pixels (9-11 px matches 500 dpi); ``henry`` forces a
     class instead of drawing it from ``henry_priors``.
     """
-    lo, hi = period_range
-    if not 3.0 <= lo <= hi:
-        raise ValueError(f"fingerprint period_range must satisfy 3 <= low <= high (pixels), got {period_range}.")
+    check_master_args(period_range, henry_priors)
     shape = (size, size)
     s = size / 320.0
     area = Area(
@@ -60,7 +67,7 @@ def make_master(
     henry = sample_henry_class(rng, henry_priors) if henry is None else int(henry)
     singular = sample_singular_points(rng, henry, area)
     theta = orientation_field(shape, singular, area, rng)
-    mean_period = rng.uniform(lo, hi)
+    mean_period = rng.uniform(*period_range)
     period = density_map(rng, shape, mean_period)
     ridges = grow_ridges(theta, period, mask, rng, n_seeds=n_seeds)
     minutiae = extract_minutiae(ridges, mask, theta, mean_period)

@@ -40,15 +40,6 @@ class Minutiae:
         """``[N, 4]`` float32 rows ``(x, y, angle, kind)``."""
         return np.column_stack([self.xy, self.angle, self.kind]).astype(np.float32).reshape(-1, 4)
 
-    @classmethod
-    def from_array(cls, rows: np.ndarray) -> Minutiae:
-        rows = np.asarray(rows, dtype=np.float32).reshape(-1, 4)
-        return cls(rows[:, :2].copy(), rows[:, 2].copy(), rows[:, 3].astype(np.int8))
-
-    @classmethod
-    def empty(cls) -> Minutiae:
-        return cls.from_array(np.zeros((0, 4)))
-
 
 def depth(mask: np.ndarray) -> np.ndarray:
     """Distance of every pixel to the nearest pixel outside ``mask`` (the image border counts as outside)."""

@@ -54,11 +54,16 @@ class SingularPoints:
     deltas: np.ndarray
 
 
+def check_priors(priors: tuple[float, ...]) -> None:
+    """Henry class priors must be one non-negative weight per class, not all zero."""
+    p = np.asarray(priors, dtype=np.float64)
+    if p.shape != (len(HENRY_CLASSES),) or (p < 0).any() or p.sum() <= 0:
+        raise ValueError(f"Henry class priors must be {len(HENRY_CLASSES)} non-negative weights, got {list(priors)}.")
+
+
 def sample_henry_class(rng: np.random.Generator, priors: tuple[float, ...] = HENRY_PRIORS) -> int:
     """A class index drawn with the given priors (natural frequencies by default)."""
     p = np.asarray(priors, dtype=np.float64)
-    if p.shape != (len(HENRY_CLASSES),) or (p < 0).any() or p.sum() <= 0:
-        raise ValueError(f"Henry class priors must be {len(HENRY_CLASSES)} non-negative weights, got {priors}.")
     return int(rng.choice(len(HENRY_CLASSES), p=p / p.sum()))
 
 
