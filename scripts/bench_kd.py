@@ -50,7 +50,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         dm, net = bench_workload(tmp, augment=False)
         optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)
-        common = {"net": net, "num_classes": dm.num_classes, "in_chans": dm.in_chans, "optimizer": optimizer}
+        common = {
+            "net": net,
+            "num_classes": dm.num_classes,
+            "in_chans": dm.in_chans,
+            "optimizer": optimizer,
+            "channels_last": True,
+        }  # as the folder experiments train
         ckpt = Path(tmp) / "teacher.ckpt"  # timing only: an untrained teacher of the student's architecture
         teacher = PrunedClassifier(**common)
         torch.save({"state_dict": teacher.state_dict(), "hyper_parameters": dict(teacher.hparams)}, ckpt)

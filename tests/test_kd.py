@@ -54,10 +54,10 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "checkpoints" / "best.ckpt"
 
 
-def student(teacher_ckpt: Path, num_classes: int = 10, **kwargs) -> KDStudent:
+def student(teacher_ckpt: Path, num_classes: int = 10, net: dict | None = None, **kwargs) -> KDStudent:
     return KDStudent(
         teacher_ckpt=str(teacher_ckpt),
-        net={"name": "small_cnn", "width": 8},
+        net=net or {"name": "small_cnn", "width": 8},
         num_classes=num_classes,
         in_chans=1,
         optimizer=partial(torch.optim.SGD, lr=0.1),
@@ -73,6 +73,14 @@ def test_teacher_is_frozen_in_eval_mode_and_gives_the_soft_targets(teacher: Path
     logits = model(x)
     expected = kd_loss(logits, model.teacher(x), y, 1.0, 2.0)
     assert torch.allclose(model.compute_loss(logits, {"image": x, "label": y}), expected)
+
+
+def test_folded_teacher_gives_the_checkpoint_networks_logits(teacher: Path) -> None:
+    net, _ = load_teacher(teacher, 10, 1)
+    model = student(teacher, channels_last=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.teacher.modules())  # folded into the convs
+    x = torch.randn(6, 1, 8, 8)
+    assert torch.allclose(model.teacher(x.contiguous(memory_format=torch.channels_last)), net(x), atol=1e-5)
 
 
 def test_teacher_of_another_shape_or_data_fails_clearly(teacher: Path, compose_train) -> None:
@@ -104,6 +112,10 @@ def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path,
     assert float(metrics["test/acc"]) > 0.5
     ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["kd"]["alpha"] == pytest.approx(0.7)  # linear: 1 - keep ratio
+    assert not any(k.startswith("teacher.") for k in ckpt["state_dict"])  # a plain classifier's weights
+    reloaded = student(teacher, net=ckpt["hyper_parameters"]["net"])
+    reloaded.load_state_dict(ckpt["state_dict"])
+    assert all(torch.equal(v, ckpt["state_dict"][k]) for k, v in reloaded.state_dict().items())
     assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["pruning/kept_fraction"] < 0.31
 
 

@@ -6,11 +6,13 @@ as less data is kept, so alpha can follow the keep ratio (``alpha_schedule``): `
 pruned fraction, alpha_min + (alpha_max - alpha_min) (1 - keep_ratio); or a ``table`` {keep_ratio: alpha},
 interpolated linearly. The teacher runs frozen, in eval mode, on the student's (augmented) batch (``teacher_logits:
 online``), or, for training without augmentation, its logits are computed once per (teacher file, data) and cached
-on disk (``cached``).
+on disk (``cached``). The online teacher has its BatchNorm folded into the convolutions (exact in eval mode) and runs
+in the student's memory format; it is not part of the student's checkpoint (which stays a plain classifier's).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 
 from biobench.models.nets import create_net
 from biobench.models.pruned_classifier import PrunedClassifier, data_fingerprint
@@ -28,6 +31,7 @@ from biobench.utils.config import to_plain
 from biobench.utils.hashing import content_hash
 
 SCHEDULES = ("constant", "linear", "table")
+log = logging.getLogger(__name__)
 
 
 def kd_loss(
@@ -97,6 +101,16 @@ def load_teacher(path: str | Path, num_classes: int, in_chans: int) -> tuple[nn.
     return net, ckpt
 
 
+def fold_batchnorm(net: nn.Module) -> nn.Module:
+    """The eval-mode ``net`` with every Conv -> BatchNorm pair folded into one convolution (same outputs, a faster
+    forward pass); ``net`` itself if it cannot be traced symbolically (data-dependent control flow)."""
+    try:
+        return fuse_conv_bn(net)
+    except Exception as err:  # torch.fx raises many kinds of errors on untraceable nets
+        log.warning("Teacher runs without BatchNorm folding: %s cannot be traced (%s).", type(net).__name__, err)
+        return net
+
+
 class KDStudent(PrunedClassifier):
     """A :class:`PrunedClassifier` whose training loss distils a frozen full-data teacher.
 
@@ -130,7 +144,8 @@ class KDStudent(PrunedClassifier):
         table = to_plain(alpha_table)
         self.kd_weight = kd_alpha(alpha_schedule, keep_ratio, alpha, alpha_min, alpha_max, table)
         self.temperature = temperature
-        self.teacher, ckpt = load_teacher(teacher_ckpt, self.hparams.num_classes, self.hparams.in_chans)
+        teacher, ckpt = load_teacher(teacher_ckpt, self.hparams.num_classes, self.hparams.in_chans)
+        self.teacher = fold_batchnorm(teacher).to(memory_format=self.memory_format)
         self.teacher_ckpt = str(teacher_ckpt)
         self.teacher_fingerprint = ckpt.get("data_fingerprint")
         self.hparams.update(
@@ -174,6 +189,20 @@ class KDStudent(PrunedClassifier):
         key = (content_hash(Path(self.teacher_ckpt).read_bytes()),)
         arrays, _ = cached_arrays(self.cache_dir, "teacher_logits", key, datamodule.fingerprint(), n, compute)
         return torch.from_numpy(arrays["logits"])
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The student's state without the teacher (which comes from ``teacher_ckpt``)."""
+        state = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", "") + "teacher."
+        for key in [k for k in state if k.startswith(prefix)]:
+            del state[key]
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load a student's state; the teacher keeps the weights of ``teacher_ckpt``."""
+        state = {k: v for k, v in state_dict.items() if not k.startswith("teacher.")}
+        state.update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
+        return super().load_state_dict(state, strict=strict, assign=assign)
 
     def train(self, mode: bool = True) -> KDStudent:
         super().train(mode)
