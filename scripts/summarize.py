@@ -6,7 +6,8 @@
 Every folder below the given dirs that holds a ``metrics.json`` is a run. Its resolved ``config.yaml`` gives
 the x value (``--x``, a dotted key); each ``--label`` key is looked up first in Hydra's runtime choices
 (``.hydra/hydra.yaml``, e.g. ``pruning/score``), else as a dotted key of the config (e.g. ``kd.alpha``), and
-the values joined by ``+`` name the method (e.g. ``random+topk``). Runs are grouped by (method, x); each
+the values joined by ``+`` name the method (e.g. ``random+topk``; path values such as ``model.teacher_ckpt`` by the
+components that tell them apart, e.g. ``wide``). Runs are grouped by (method, x); each
 group gets the mean, the sample std (ddof=1; 0 for a single run) and the number of runs.
 
 Written to ``--out`` (default: the first dir), each atomically:
@@ -154,6 +155,22 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def short_paths(values: Iterable[Any]) -> dict[Any, Any]:
+    """Path-valued labels (e.g. ``model.teacher_ckpt``) by the path components that tell them apart:
+    ``{".../teachers/wide/checkpoints/best.ckpt": "wide", ...}``; other values map to themselves."""
+    values = list(dict.fromkeys(values))
+    if len(values) < 2 or not all(isinstance(v, str) and "/" in v for v in values):
+        return {v: v for v in values}
+    parts = [v.split("/") for v in values]
+    head = 0
+    while all(len(p) > head + 1 for p in parts) and len({p[head] for p in parts}) == 1:
+        head += 1
+    tail = 0
+    while all(len(p) > head + tail + 1 for p in parts) and len({p[-tail - 1] for p in parts}) == 1:
+        tail += 1
+    return {v: "/".join(p[head : len(p) - tail]) for v, p in zip(values, parts, strict=True)}
+
+
 def sort_xs(xs: Iterable[Any]) -> list[Any]:
     """Distinct x values, numerically when all are numbers, else by their text."""
     xs = list(dict.fromkeys(xs))
@@ -169,7 +186,7 @@ def summarize(runs: Sequence[Mapping[str, Any]], metric: str, x: str, label_keys
     warning naming the run dir; when no run is left a ``ValueError`` lists the metrics that do exist.
     Rows come sorted by label, then x.
     """
-    groups: dict[tuple[str, Any], list[float]] = {}
+    kept: list[tuple[list[Any], Any, float]] = []
     skipped = {"the metric": 0, "the x key": 0, "a label key": 0}
     for run in runs:
         value = run["metrics"].get(metric)
@@ -191,8 +208,13 @@ def summarize(runs: Sequence[Mapping[str, Any]], metric: str, x: str, label_keys
             )
             skipped["a label key"] += 1
             continue
-        label = "+".join(format_value(p) for p in parts) if parts else "all"
-        groups.setdefault((label, x_value), []).append(float(value))
+        kept.append((parts, x_value, float(value)))
+
+    names = [short_paths(parts[i] for parts, _, _ in kept) for i in range(len(label_keys))]
+    groups: dict[tuple[str, Any], list[float]] = {}
+    for parts, x_value, value in kept:
+        label = "+".join(format_value(names[i][p]) for i, p in enumerate(parts)) if parts else "all"
+        groups.setdefault((label, x_value), []).append(value)
 
     if not groups:
         known = sorted({m for run in runs for m in run["metrics"]})

@@ -241,3 +241,11 @@ def test_best_over_can_select_on_another_metric(sweep: Path) -> None:
     got = {row.x: (value, row.mean) for row, value in best}
     assert got[0.3] == ("el2n", pytest.approx(0.75)) and got[0.7] == ("random", pytest.approx(0.92))
     assert sm.main([str(sweep), "--best-over", "no.such.key"]) == 1
+
+
+def test_path_labels_are_named_by_the_components_that_differ() -> None:
+    paths = [f"/runs/kd/teachers/{name}/checkpoints/best.ckpt" for name in ("wide", "deep")]
+    assert sm.short_paths([*paths, paths[0]]) == {paths[0]: "wide", paths[1]: "deep"}
+    assert sm.short_paths(["a/x.ckpt", "a/b/x.ckpt"]) == {"a/x.ckpt": "x.ckpt", "a/b/x.ckpt": "b/x.ckpt"}
+    assert sm.short_paths(["topk", "sims"]) == {"topk": "topk", "sims": "sims"}  # not paths: unchanged
+    assert sm.short_paths(["/only/one.ckpt"]) == {"/only/one.ckpt": "/only/one.ckpt"}
