@@ -86,6 +86,11 @@ def test_folded_teacher_gives_the_checkpoint_networks_logits(teacher: Path) -> N
 def test_teacher_of_another_shape_or_data_fails_clearly(teacher: Path, compose_train) -> None:
     with pytest.raises(ValueError, match=r"predicts 10 classes from 1 channels, but the student's data has 5 classes"):
         student(teacher, num_classes=5)
+    ckpt = torch.load(teacher, weights_only=True)
+    ckpt["hyper_parameters"]["net"] = {**ckpt["hyper_parameters"]["net"], "width": 4}  # weights of another width
+    torch.save(ckpt, teacher.parent / "resized.ckpt")
+    with pytest.raises(ValueError, match=r"resized\.ckpt' does not fit its own network spec"):
+        student(teacher.parent / "resized.ckpt")
     with pytest.raises(FileNotFoundError, match=r"missing\.ckpt"):
         load_teacher(teacher.parent / "missing.ckpt", 10, 1)
     cfg = compose_train(
