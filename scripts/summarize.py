@@ -16,6 +16,7 @@ Written to ``--out`` (default: the first dir), each atomically:
   summary.csv                      long format: label,x,mean,std,n (raw metric units)
   <metric>_vs_<x leaf>.png         the metric vs x, one line per method with std error bars
 
+``--default KEY=VALUE`` labels runs that lack KEY (e.g. ``model.alpha=0``: plain classifier runs next to KD runs).
 ``--best-over KEY`` (e.g. ``model.alpha``) adds ``best_<key leaf>.md``: for every method (labels without KEY)
 and x, the KEY value with the highest mean metric and its ``mean ± std (n)`` -- e.g. the best KD weight per keep
 ratio.
@@ -179,11 +180,19 @@ def sort_xs(xs: Iterable[Any]) -> list[Any]:
     return sorted(xs, key=format_value)
 
 
-def summarize(runs: Sequence[Mapping[str, Any]], metric: str, x: str, label_keys: Sequence[str]) -> list[Row]:
+def summarize(
+    runs: Sequence[Mapping[str, Any]],
+    metric: str,
+    x: str,
+    label_keys: Sequence[str],
+    defaults: Mapping[str, Any] | None = None,
+) -> list[Row]:
     """Group ``runs`` by (label, x value): mean, sample std (ddof=1; 0 if n=1) and n of ``metric`` per group.
 
-    Runs lacking the metric (or with a non-finite value), the x key or a label key are skipped with a
-    warning naming the run dir; when no run is left a ``ValueError`` lists the metrics that do exist.
+    A run lacking a label key takes its value from ``defaults`` (e.g. ``{"model.alpha": 0.0}``: a plain classifier
+    is a KD run with weight 0). Runs lacking the metric (or with a non-finite value), the x key or a label key
+    without default are skipped with a warning naming the run dir;
+    when no run is left a ``ValueError`` lists the metrics that do exist.
     Rows come sorted by label, then x.
     """
     kept: list[tuple[list[Any], Any, float]] = []
@@ -200,7 +209,7 @@ def summarize(runs: Sequence[Mapping[str, Any]], metric: str, x: str, label_keys
             log.warning("Skipping run '%s': no value for x key '%s' in its config.", run["dir"], x)
             skipped["the x key"] += 1
             continue
-        parts = [label_value(run, key, _MISSING) for key in label_keys]
+        parts = [label_value(run, key, (defaults or {}).get(key, _MISSING)) for key in label_keys]
         missing = [key for key, part in zip(label_keys, parts, strict=True) if part is _MISSING]
         if missing:
             log.warning(
@@ -239,13 +248,14 @@ def best_over(
     label_keys: Sequence[str],
     key: str,
     select_metric: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> list[tuple[Row, str]]:
     """Per (label without ``key``, x): the ``key`` value whose runs have the highest mean ``select_metric``
     (default: ``metric`` itself; choose e.g. ``val/acc`` so the test metric is not used to pick), returned as
     ``(row of metric, winning key value)``."""
-    reported = {(r.label, r.x): r for r in summarize(runs, metric, x, [*label_keys, key])}
+    reported = {(r.label, r.x): r for r in summarize(runs, metric, x, [*label_keys, key], defaults)}
     best: dict[tuple[str, Any], tuple[float, Row, str]] = {}
-    for row in summarize(runs, select_metric or metric, x, [*label_keys, key]):
+    for row in summarize(runs, select_metric or metric, x, [*label_keys, key], defaults):
         if (row.label, row.x) not in reported:
             continue
         base, _, value = row.label.rpartition("+")
@@ -427,11 +437,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="pruning/score,pruning/sampler",
         help="comma list of Hydra choices / dotted config keys (default: %(default)s)",
     )
+    parser.add_argument(
+        "--default",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="label value for runs without KEY, e.g. model.alpha=0 (plain runs as KD weight 0); repeatable",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first dir)")
     parser.add_argument("--best-over", default=None, help="dotted key / choice to pick the best value of per x")
     parser.add_argument("--select-metric", default=None, help="metric that picks the best value (default: --metric)")
     parser.add_argument("--wandb", action="store_true", help="also log table and plot to W&B (offline by default)")
     return parser.parse_args(argv)
+
+
+def parse_defaults(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["model.alpha=0"]`` -> ``{"model.alpha": 0.0}`` (numbers as floats, other values as text)."""
+    defaults: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--default takes KEY=VALUE, got '{pair}'.")
+        try:
+            defaults[key.strip()] = float(value)
+        except ValueError:
+            defaults[key.strip()] = value
+    return defaults
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -441,11 +472,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     label_keys = [k.strip() for k in args.label.split(",") if k.strip()]
     label_name = "+".join(label_keys) or "method"
     try:
+        defaults = parse_defaults(args.default)
         runs = collect_runs(args.dirs)
-        rows = summarize(runs, args.metric, args.x, label_keys)
+        rows = summarize(runs, args.metric, args.x, label_keys, defaults)
         if args.best_over:
             others = [k for k in label_keys if k != args.best_over]
-            best = best_over(runs, args.metric, args.x, others, args.best_over, args.select_metric)
+            best = best_over(runs, args.metric, args.x, others, args.best_over, args.select_metric, defaults)
     except ValueError as err:
         print(f"summarize: error: {err}", file=sys.stderr)
         return 1

@@ -249,3 +249,16 @@ def test_path_labels_are_named_by_the_components_that_differ() -> None:
     assert sm.short_paths(["a/x.ckpt", "a/b/x.ckpt"]) == {"a/x.ckpt": "x.ckpt", "a/b/x.ckpt": "b/x.ckpt"}
     assert sm.short_paths(["topk", "sims"]) == {"topk": "topk", "sims": "sims"}  # not paths: unchanged
     assert sm.short_paths(["/only/one.ckpt"]) == {"/only/one.ckpt": "/only/one.ckpt"}
+
+
+def test_default_labels_runs_that_lack_a_key(sweep: Path, tmp_path: Path) -> None:
+    make_run(tmp_path / "plain", {"test/acc": 0.5}, {"pruning": {"keep_ratio": 0.3}}, {"pruning/score": "random"})
+    runs = sm.collect_runs([sweep, tmp_path / "plain"])
+    without = by_key(sm.summarize(runs, "test/acc", "pruning.keep_ratio", ["pruning/score", "kd.alpha"]))
+    assert without[("random+0", 0.3)][2] == 3  # the plain run lacks kd.alpha: skipped
+    rows = sm.summarize(runs, "test/acc", "pruning.keep_ratio", ["pruning/score", "kd.alpha"], {"kd.alpha": 0.0})
+    # 0.8, 0.82, 0.84 and the plain run 0.5
+    assert by_key(rows)[("random+0", 0.3)] == (pytest.approx(0.74), pytest.approx(0.1608, abs=1e-4), 4)
+    assert sm.parse_defaults(["kd.alpha=0", "model/net=cnn"]) == {"kd.alpha": 0.0, "model/net": "cnn"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        sm.parse_defaults(["kd.alpha"])
