@@ -24,5 +24,5 @@ for SEED in $SEEDS; do
   $BIN/biobench-train -m experiment=kd_folder "${RUN[@]}" pruning.keep_ratio=0.3 model.alpha=0.9 \
     "model.teacher_ckpt=$(printf "$PWD/$OUT/teachers/%s/checkpoints/best.ckpt," narrow wide deep | sed 's/,$//')" \
     hydra.sweep.dir="$OUT/seed$SEED/teacher_size"
-  $BIN/python scripts/summarize.py "$OUT" --out "$OUT"
 done
+bash "$(dirname "$0")/summarize_kd_cifar_subset.sh" "$OUT"
