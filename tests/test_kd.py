@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from conftest import compose_config
 
+from biobench.eval import evaluate
 from biobench.models.kd_student import KDStudent, kd_alpha, kd_loss, load_teacher
 from biobench.train import train
 
@@ -104,7 +105,7 @@ def test_teacher_of_another_shape_or_data_fails_clearly(teacher: Path, compose_t
         train(cfg)
 
 
-def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path, compose_train) -> None:
+def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path, compose_train, compose_eval) -> None:
     cfg = compose_train(
         "experiment=kd_digits",
         f"model.teacher_ckpt={teacher}",
@@ -121,6 +122,13 @@ def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path,
     reloaded = student(teacher, net=ckpt["hyper_parameters"]["net"])
     reloaded.load_state_dict(ckpt["state_dict"])
     assert all(torch.equal(v, ckpt["state_dict"][k]) for k, v in reloaded.state_dict().items())
+    # a checkpoint that still carries teacher weights (older format) loads and evaluates the same
+    legacy = Path(cfg.paths.output_dir) / "legacy.ckpt"
+    teacher_weights = {f"teacher.{k}": v for k, v in ckpt["state_dict"].items()}
+    torch.save({**ckpt, "state_dict": {**ckpt["state_dict"], **teacher_weights}}, legacy)
+    overrides = ("experiment=kd_digits", f"model.teacher_ckpt={teacher}", "logger=csv", f"ckpt_path={legacy}")
+    evaluated = evaluate(compose_eval(*overrides))
+    assert float(evaluated["test/acc"]) == pytest.approx(float(metrics["test/acc"]))
     assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["pruning/kept_fraction"] < 0.31
 
 

@@ -6,8 +6,9 @@ as less data is kept, so alpha can follow the keep ratio (``alpha_schedule``): `
 pruned fraction, alpha_min + (alpha_max - alpha_min) (1 - keep_ratio); or a ``table`` {keep_ratio: alpha},
 interpolated linearly. The teacher runs frozen, in eval mode, on the student's (augmented) batch (``teacher_logits:
 online``), or, for training without augmentation, its logits are computed once per (teacher file, data) and cached
-on disk (``cached``). The online teacher has its BatchNorm folded into the convolutions (exact in eval mode) and runs
-in the student's memory format; it is not part of the student's checkpoint (which stays a plain classifier's).
+on disk (``cached``). The online teacher has its BatchNorm folded into the convolutions (equivalent in eval mode up
+to float rounding) and runs in the student's memory format; it is not part of the student's checkpoint (which stays
+a plain classifier's).
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ def load_teacher(path: str | Path, num_classes: int, in_chans: int) -> tuple[nn.
 
 
 def fold_batchnorm(net: nn.Module) -> nn.Module:
-    """The eval-mode ``net`` with every Conv -> BatchNorm pair folded into one convolution (same outputs, a faster
-    forward pass); ``net`` itself if it cannot be traced symbolically (data-dependent control flow)."""
+    """The eval-mode ``net`` with every Conv -> BatchNorm pair folded into one convolution (the same outputs up to
+    float rounding, a faster forward pass); ``net`` itself if torch.fx cannot trace it (data-dependent control flow)."""
     try:
         return fuse_conv_bn(net)
     except Exception as err:  # torch.fx raises many kinds of errors on untraceable nets
@@ -118,6 +119,8 @@ class KDStudent(PrunedClassifier):
     ``alpha``, ``temperature``; ``alpha_schedule`` with ``alpha_min`` / ``alpha_max`` / ``alpha_table``;
     ``keep_ratio`` (the run's pruning.keep_ratio, which the schedule reads).
     """
+
+    checkpoint_excluded_prefixes = ("teacher.",)  # the teacher is not saved with the student
 
     def __init__(
         self,
@@ -193,14 +196,15 @@ class KDStudent(PrunedClassifier):
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The student's state without the teacher (which comes from ``teacher_ckpt``)."""
         state = super().state_dict(*args, **kwargs)
-        prefix = kwargs.get("prefix", "") + "teacher."
-        for key in [k for k in state if k.startswith(prefix)]:
+        excluded = tuple(kwargs.get("prefix", "") + p for p in self.checkpoint_excluded_prefixes)
+        for key in [k for k in state if k.startswith(excluded)]:
             del state[key]
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        """Load a student's state; the teacher keeps the weights of ``teacher_ckpt``."""
-        state = {k: v for k, v in state_dict.items() if not k.startswith("teacher.")}
+        """Load a student's state; the teacher keeps the weights of ``teacher_ckpt`` (teacher weights in checkpoints
+        written before the teacher was excluded are ignored)."""
+        state = {k: v for k, v in state_dict.items() if not k.startswith(self.checkpoint_excluded_prefixes)}
         state.update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
         return super().load_state_dict(state, strict=strict, assign=assign)
 

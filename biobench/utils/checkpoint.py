@@ -24,12 +24,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def check_compatible(model: nn.Module, ckpt: dict[str, Any], path: str | Path) -> None:
-    """Raise if the checkpoint was saved by a model other than ``model`` (architecture, classes, shapes)."""
+    """Raise if the checkpoint was saved by a model other than ``model`` (architecture, classes, shapes).
+
+    Keys under the model's ``checkpoint_excluded_prefixes`` (parts it does not save, e.g. a KD student's teacher)
+    are ignored, so checkpoints written before a part was excluded still fit."""
     saved = ckpt.get("hyper_parameters", {})
     mine = dict(getattr(model, "hparams", {}))
     keys = ("net", "num_classes", "in_chans")
     differ = {k: (saved.get(k), mine.get(k)) for k in keys if k in saved and k in mine and saved[k] != mine[k]}
-    state = ckpt["state_dict"]
+    excluded = tuple(getattr(model, "checkpoint_excluded_prefixes", ()))
+    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(excluded)}
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
