@@ -156,20 +156,24 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def short_paths(values: Iterable[Any]) -> dict[Any, Any]:
-    """Path-valued labels (e.g. ``model.teacher_ckpt``) by the path components that tell them apart:
-    ``{".../teachers/wide/checkpoints/best.ckpt": "wide", ...}``; other values map to themselves."""
+def short_paths(values: Iterable[str]) -> dict[str, str]:
+    """Path-like labels (e.g. ``model.teacher_ckpt``) by the path components that tell them apart:
+    ``{".../teachers/wide/checkpoints/best.ckpt": "wide", ...}``; other values (and a lone path) map to themselves."""
     values = list(dict.fromkeys(values))
-    if len(values) < 2 or not all(isinstance(v, str) and "/" in v for v in values):
-        return {v: v for v in values}
-    parts = [v.split("/") for v in values]
+    names = {v: v for v in values}
+    paths = [v for v in values if "/" in v]
+    if len(paths) < 2:
+        return names
+    parts = [p.split("/") for p in paths]
     head = 0
     while all(len(p) > head + 1 for p in parts) and len({p[head] for p in parts}) == 1:
         head += 1
     tail = 0
     while all(len(p) > head + tail + 1 for p in parts) and len({p[-tail - 1] for p in parts}) == 1:
         tail += 1
-    return {v: "/".join(p[head : len(p) - tail]) for v, p in zip(values, parts, strict=True)}
+    for path, p in zip(paths, parts, strict=True):
+        names[path] = "/".join(p[head : len(p) - tail]) or path
+    return names
 
 
 def sort_xs(xs: Iterable[Any]) -> list[Any]:
@@ -195,9 +199,13 @@ def summarize(
     when no run is left a ``ValueError`` lists the metrics that do exist.
     Rows come sorted by label, then x.
     """
-    kept: list[tuple[list[Any], Any, float]] = []
+    defaults = defaults or {}
+    all_parts = [[label_value(run, key, defaults.get(key, _MISSING)) for key in label_keys] for run in runs]
+    # names from every run, so that calls on different metrics (best_over) name the same run alike
+    names = [short_paths(format_value(p[i]) for p in all_parts if p[i] is not _MISSING) for i in range(len(label_keys))]
+    groups: dict[tuple[str, Any], list[float]] = {}
     skipped = {"the metric": 0, "the x key": 0, "a label key": 0}
-    for run in runs:
+    for run, parts in zip(runs, all_parts, strict=True):
         value = run["metrics"].get(metric)
         if not _is_number(value) or not math.isfinite(value):
             why = "no" if metric not in run["metrics"] else f"a non-finite ({value})"
@@ -209,7 +217,6 @@ def summarize(
             log.warning("Skipping run '%s': no value for x key '%s' in its config.", run["dir"], x)
             skipped["the x key"] += 1
             continue
-        parts = [label_value(run, key, (defaults or {}).get(key, _MISSING)) for key in label_keys]
         missing = [key for key, part in zip(label_keys, parts, strict=True) if part is _MISSING]
         if missing:
             log.warning(
@@ -217,13 +224,8 @@ def summarize(
             )
             skipped["a label key"] += 1
             continue
-        kept.append((parts, x_value, float(value)))
-
-    names = [short_paths(parts[i] for parts, _, _ in kept) for i in range(len(label_keys))]
-    groups: dict[tuple[str, Any], list[float]] = {}
-    for parts, x_value, value in kept:
-        label = "+".join(format_value(names[i][p]) for i, p in enumerate(parts)) if parts else "all"
-        groups.setdefault((label, x_value), []).append(value)
+        label = "+".join(names[i][format_value(p)] for i, p in enumerate(parts)) if parts else "all"
+        groups.setdefault((label, x_value), []).append(float(value))
 
     if not groups:
         known = sorted({m for run in runs for m in run["metrics"]})

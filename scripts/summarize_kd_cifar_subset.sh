@@ -3,19 +3,26 @@
 # sweep_pruning_cifar_subset.sh when its runs exist). Usage:
 #   bash scripts/summarize_kd_cifar_subset.sh [kd out dir] [pruning out dir]
 set -euo pipefail
-shopt -s nullglob  # a study not run (yet) is left out
+shopt -s nullglob
 OUT=${1:-outputs/results/kd_cifar10_mini}
 PRUNING=${2:-outputs/results/pruning_cifar10_mini}
 PY=${BIN:-.venv/bin}/python
-SUMMARIZE=(env PYTHONPATH="$(dirname "$0")/.." "$PY" "$(dirname "$0")/summarize.py")
+SCRIPTS=$(dirname "$0")
+# summary NAME [run dirs ...] -- [summarize.py options]: writes $OUT/summary_NAME; skipped when no run dir exists
+summary() {
+  local name=$1 dirs=()
+  shift
+  while [ "$1" != "--" ]; do [ -d "$1" ] && dirs+=("$1"); shift; done
+  shift
+  if [ ${#dirs[@]} -eq 0 ]; then echo "summary_$name: no runs yet, skipped"; return; fi
+  PYTHONPATH="$SCRIPTS/.." "$PY" "$SCRIPTS/summarize.py" "${dirs[@]}" "$@" --out "$OUT/summary_$name"
+}
 # teachers' own accuracy on the full data
-"${SUMMARIZE[@]}" "$OUT/teachers" --label model/net,model.net.width --out "$OUT/summary_teachers"
+summary teachers "$OUT/teachers" -- --label model/net,model.net.width
 # alpha study: random + KD per keep ratio, and the alpha that wins on validation accuracy
-"${SUMMARIZE[@]}" "$OUT"/seed*/alpha --label model.alpha --best-over model.alpha --select-metric val/acc \
-  --out "$OUT/summary_alpha"
+summary alpha "$OUT"/seed*/alpha -- --label model.alpha --best-over model.alpha --select-metric val/acc
 # random + KD vs the best pruning score (AUM + CCS) with and without KD
-"${SUMMARIZE[@]}" "$OUT"/seed*/alpha "$OUT"/seed*/ccs "$PRUNING"/seed*/ccs --label pruning/score,pruning/sampler,model.alpha \
-  --default model.alpha=0 --out "$OUT/summary_methods"
+summary methods "$OUT"/seed*/alpha "$OUT"/seed*/ccs "$PRUNING"/seed*/ccs -- \
+  --label pruning/score,pruning/sampler,model.alpha --default model.alpha=0
 # teacher-size study at keep 0.3 (alpha 0.9); the student-sized teacher comes from the alpha study
-"${SUMMARIZE[@]}" "$OUT"/seed*/teacher_size "$OUT"/seed*/alpha --label model.teacher_ckpt,model.alpha \
-  --out "$OUT/summary_teacher_size"
+summary teacher_size "$OUT"/seed*/teacher_size "$OUT"/seed*/alpha -- --label model.teacher_ckpt,model.alpha

@@ -249,6 +249,22 @@ def test_path_labels_are_named_by_the_components_that_differ() -> None:
     assert sm.short_paths(["a/x.ckpt", "a/b/x.ckpt"]) == {"a/x.ckpt": "x.ckpt", "a/b/x.ckpt": "b/x.ckpt"}
     assert sm.short_paths(["topk", "sims"]) == {"topk": "topk", "sims": "sims"}  # not paths: unchanged
     assert sm.short_paths(["/only/one.ckpt"]) == {"/only/one.ckpt": "/only/one.ckpt"}
+    assert sm.short_paths(["none", *paths]) == {"none": "none", paths[0]: "wide", paths[1]: "deep"}  # mixed
+
+
+def test_dict_labels_and_best_over_path_labels(tmp_path: Path) -> None:
+    for i, (teacher, alpha, acc, val) in enumerate(
+        [("a/x", 0.5, 0.6, 0.7), ("a/x", 0.9, 0.7, 0.6), ("b/x", 0.5, 0.5, 0.5), ("b/y", 0.9, 0.4, None)]
+    ):
+        metrics = {"test/acc": acc} | ({"val/acc": val} if val is not None else {})
+        config = {"pruning": {"keep_ratio": 0.3}, "kd": {"alpha": alpha, "teacher": f"/r/{teacher}/best.ckpt"}}
+        config["model"] = {"net": {"name": "cnn", "width": 8}}
+        make_run(tmp_path / str(i), metrics, config, {})
+    runs = sm.collect_runs([tmp_path])
+    rows = sm.summarize(runs, "test/acc", "pruning.keep_ratio", ["model.net"])
+    assert [r.label for r in rows] == ["{'name': 'cnn', 'width': 8}"]  # dict values are labels too
+    best = sm.best_over(runs, "test/acc", "pruning.keep_ratio", ["kd.teacher"], "kd.alpha", "val/acc")
+    assert [(r.label, r.mean, alpha) for r, alpha in best] == [("a/x", 0.6, "0.5"), ("b/x", 0.5, "0.5")]
 
 
 def test_default_labels_runs_that_lack_a_key(sweep: Path, tmp_path: Path) -> None:
