@@ -129,6 +129,11 @@ def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path,
     overrides = ("experiment=kd_digits", f"model.teacher_ckpt={teacher}", "logger=csv", f"ckpt_path={legacy}")
     evaluated = evaluate(compose_eval(*overrides))
     assert float(evaluated["test/acc"]) == pytest.approx(float(metrics["test/acc"]))
+    # resuming with a teacher file whose content changed since is refused (the teacher is not in the checkpoint)
+    other_teacher = {**ckpt["hyper_parameters"]["kd"], "teacher_hash": "0" * 16}
+    with pytest.raises(ValueError, match=r"is not the teacher this run was trained with"):
+        reloaded.on_load_checkpoint({"hyper_parameters": {"kd": other_teacher}})
+    reloaded.on_load_checkpoint(ckpt)  # the same teacher file: accepted
     assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["pruning/kept_fraction"] < 0.31
 
 

@@ -150,11 +150,13 @@ class KDStudent(PrunedClassifier):
         teacher, ckpt = load_teacher(teacher_ckpt, self.hparams.num_classes, self.hparams.in_chans)
         self.teacher = fold_batchnorm(teacher).to(memory_format=self.memory_format)
         self.teacher_ckpt = str(teacher_ckpt)
+        self.teacher_hash = content_hash(Path(teacher_ckpt).read_bytes())
         self.teacher_fingerprint = ckpt.get("data_fingerprint")
         self.hparams.update(
             {
                 "kd": {
                     "teacher": self.teacher_ckpt,
+                    "teacher_hash": self.teacher_hash,
                     "alpha": self.kd_weight,
                     "temperature": temperature,
                     "alpha_schedule": alpha_schedule,
@@ -189,9 +191,18 @@ class KDStudent(PrunedClassifier):
                 out[batch["index"]] = self.teacher(batch["image"].to(self.device)).float().cpu()
             return {"logits": out.numpy()}
 
-        key = (content_hash(Path(self.teacher_ckpt).read_bytes()),)
+        key = (self.teacher_hash,)
         arrays, _ = cached_arrays(self.cache_dir, "teacher_logits", key, datamodule.fingerprint(), n, compute)
         return torch.from_numpy(arrays["logits"])
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A resumed run must distil from the teacher it started with (the teacher is not in the checkpoint)."""
+        saved = checkpoint.get("hyper_parameters", {}).get("kd", {}).get("teacher_hash")
+        if saved and saved != self.teacher_hash:
+            raise ValueError(
+                f"Teacher checkpoint '{self.teacher_ckpt}' is not the teacher this run was trained with (its content "
+                f"changed since): resume with the original teacher file or start a new run."
+            )
 
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The student's state without the teacher (which comes from ``teacher_ckpt``)."""
