@@ -122,6 +122,9 @@ def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path,
     reloaded = student(teacher, net=ckpt["hyper_parameters"]["net"])
     reloaded.load_state_dict(ckpt["state_dict"])
     assert all(torch.equal(v, ckpt["state_dict"][k]) for k, v in reloaded.state_dict().items())
+    wrapped = torch.nn.Sequential(reloaded)  # e.g. a weight-averaging wrapper: the teacher stays out there too
+    assert set(wrapped.state_dict()) == {f"0.{k}" for k in ckpt["state_dict"]}
+    wrapped.load_state_dict(wrapped.state_dict())
     # a checkpoint that still carries teacher weights (older format) loads and evaluates the same
     legacy = Path(cfg.paths.output_dir) / "legacy.ckpt"
     teacher_weights = {f"teacher.{k}": v for k, v in ckpt["state_dict"].items()}

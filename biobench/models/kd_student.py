@@ -112,6 +112,20 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
         return net
 
 
+def _drop_teacher_state(module: KDStudent, state: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    """state_dict post-hook: the student's state without the teacher."""
+    excluded = tuple(prefix + p for p in module.checkpoint_excluded_prefixes)
+    for key in [k for k in state if k.startswith(excluded)]:
+        del state[key]
+
+
+def _keep_teacher_state(module: KDStudent, state: dict[str, Any], prefix: str, *args: Any) -> None:
+    """load_state_dict pre-hook: the teacher keeps the weights of ``teacher_ckpt`` (teacher weights in checkpoints
+    written before the teacher was excluded are ignored)."""
+    _drop_teacher_state(module, state, prefix, None)
+    state.update({f"{prefix}teacher.{k}": v for k, v in module.teacher.state_dict().items()})
+
+
 class KDStudent(PrunedClassifier):
     """A :class:`PrunedClassifier` whose training loss distils a frozen full-data teacher.
 
@@ -149,6 +163,9 @@ class KDStudent(PrunedClassifier):
         self.temperature = temperature
         teacher, ckpt = load_teacher(teacher_ckpt, self.hparams.num_classes, self.hparams.in_chans)
         self.teacher = fold_batchnorm(teacher).to(memory_format=self.memory_format)
+        # the teacher comes from teacher_ckpt, not from the student's state (hooks: also when the student is wrapped)
+        self.register_state_dict_post_hook(_drop_teacher_state)
+        self.register_load_state_dict_pre_hook(_keep_teacher_state)
         self.teacher_ckpt = str(teacher_ckpt)
         self.teacher_hash = content_hash(Path(teacher_ckpt).read_bytes())
         self.teacher_fingerprint = ckpt.get("data_fingerprint")
@@ -203,21 +220,6 @@ class KDStudent(PrunedClassifier):
                 f"Teacher checkpoint '{self.teacher_ckpt}' is not the teacher this run was trained with (its content "
                 f"changed since): resume with the original teacher file or start a new run."
             )
-
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The student's state without the teacher (which comes from ``teacher_ckpt``)."""
-        state = super().state_dict(*args, **kwargs)
-        excluded = tuple(kwargs.get("prefix", "") + p for p in self.checkpoint_excluded_prefixes)
-        for key in [k for k in state if k.startswith(excluded)]:
-            del state[key]
-        return state
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        """Load a student's state; the teacher keeps the weights of ``teacher_ckpt`` (teacher weights in checkpoints
-        written before the teacher was excluded are ignored)."""
-        state = {k: v for k, v in state_dict.items() if not k.startswith(self.checkpoint_excluded_prefixes)}
-        state.update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
-        return super().load_state_dict(state, strict=strict, assign=assign)
 
     def train(self, mode: bool = True) -> KDStudent:
         super().train(mode)
