@@ -55,8 +55,8 @@ def main() -> None:
             "num_classes": dm.num_classes,
             "in_chans": dm.in_chans,
             "optimizer": optimizer,
-            "channels_last": True,
-        }  # as the folder experiments train
+            "channels_last": True,  # as the folder experiments train
+        }
         ckpt = Path(tmp) / "teacher.ckpt"  # timing only: an untrained teacher of the student's architecture
         teacher = PrunedClassifier(**common)
         torch.save({"state_dict": teacher.state_dict(), "hyper_parameters": dict(teacher.hparams)}, ckpt)

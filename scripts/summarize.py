@@ -195,9 +195,8 @@ def summarize(
 
     A run lacking a label key takes its value from ``defaults`` (e.g. ``{"model.alpha": 0.0}``: a plain classifier
     is a KD run with weight 0). Runs lacking the metric (or with a non-finite value), the x key or a label key
-    without default are skipped with a warning naming the run dir;
-    when no run is left a ``ValueError`` lists the metrics that do exist.
-    Rows come sorted by label, then x.
+    without default are skipped with a warning naming the run dir; when no run is left a ``ValueError`` lists the
+    metrics that do exist. Rows come sorted by label, then x.
     """
     defaults = defaults or {}
     all_parts = [[label_value(run, key, defaults.get(key, _MISSING)) for key in label_keys] for run in runs]

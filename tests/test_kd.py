@@ -105,19 +105,34 @@ def test_teacher_of_another_shape_or_data_fails_clearly(teacher: Path, compose_t
         train(cfg)
 
 
-def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path, compose_train, compose_eval) -> None:
-    cfg = compose_train(
+@pytest.fixture(scope="module")
+def kd_run(teacher: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A KD student trained from the config (keep 0.3, linear alpha): (run dir, its metrics)."""
+    out = tmp_path_factory.mktemp("kd_run")
+    overrides = [
         "experiment=kd_digits",
         f"model.teacher_ckpt={teacher}",
         "pruning.keep_ratio=0.3",
         "model.alpha_schedule=linear",
         "trainer.max_epochs=2",
         "logger=csv",
-    )
-    metrics = train(cfg)
+    ]
+    return out, train(compose_config("train", overrides, out))
+
+
+def test_kd_student_trains_from_the_config_and_records_its_weight(kd_run: tuple[Path, dict]) -> None:
+    out, metrics = kd_run
     assert float(metrics["test/acc"]) > 0.5
-    ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt", weights_only=True)
+    ckpt = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["kd"]["alpha"] == pytest.approx(0.7)  # linear: 1 - keep ratio
+    assert json.loads((out / "metrics.json").read_text())["pruning/kept_fraction"] < 0.31
+
+
+def test_student_checkpoint_holds_no_teacher_and_needs_the_same_teacher(
+    teacher: Path, kd_run: tuple[Path, dict], compose_eval
+) -> None:
+    out, metrics = kd_run
+    ckpt = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
     assert not any(k.startswith("teacher.") for k in ckpt["state_dict"])  # a plain classifier's weights
     reloaded = student(teacher, net=ckpt["hyper_parameters"]["net"])
     reloaded.load_state_dict(ckpt["state_dict"])
@@ -126,7 +141,7 @@ def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path,
     assert set(wrapped.state_dict()) == {f"0.{k}" for k in ckpt["state_dict"]}
     wrapped.load_state_dict(wrapped.state_dict())
     # a checkpoint that still carries teacher weights (older format) loads and evaluates the same
-    legacy = Path(cfg.paths.output_dir) / "legacy.ckpt"
+    legacy = out / "legacy.ckpt"
     teacher_weights = {f"teacher.{k}": v for k, v in ckpt["state_dict"].items()}
     torch.save({**ckpt, "state_dict": {**ckpt["state_dict"], **teacher_weights}}, legacy)
     overrides = ("experiment=kd_digits", f"model.teacher_ckpt={teacher}", "logger=csv", f"ckpt_path={legacy}")
@@ -137,7 +152,6 @@ def test_kd_student_trains_from_the_config_and_records_its_weight(teacher: Path,
     with pytest.raises(ValueError, match=r"is not the teacher this run was trained with"):
         reloaded.on_load_checkpoint({"hyper_parameters": {"kd": other_teacher}})
     reloaded.on_load_checkpoint(ckpt)  # the same teacher file: accepted
-    assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["pruning/kept_fraction"] < 0.31
 
 
 def test_cached_teacher_logits_equal_online_ones_without_augmentation(teacher: Path, tmp_path: Path) -> None:
