@@ -109,7 +109,7 @@ def bench_scoring(n: int = 50_000, epochs: int = 20, classes: int = 100, dim: in
     class Data:
         train_labels = labels
 
-        def fingerprint(self) -> str:
+        def data_hash(self) -> str:
             return "bench"
 
     ctx = ScoreContext(Data(), 0, proxies=lambda: records)

@@ -44,10 +44,10 @@ def test_shuffle_depends_only_on_seed_and_epoch() -> None:
 
 
 def test_fingerprint_tracks_content_and_split() -> None:
-    base = DigitsDataModule().fingerprint()
-    assert base == DigitsDataModule(seed=5, batch_size=7).fingerprint()  # training knobs do not matter
-    assert base != DigitsDataModule(split_seed=1).fingerprint()
-    assert base != DigitsDataModule(val_fraction=0.2).fingerprint()
+    base = DigitsDataModule().data_hash()
+    assert base == DigitsDataModule(seed=5, batch_size=7).data_hash()  # training knobs do not matter
+    assert base != DigitsDataModule(split_seed=1).data_hash()
+    assert base != DigitsDataModule(val_fraction=0.2).data_hash()
 
 
 def test_image_folder_reads_classes_and_fingerprints_files(image_folder: Path) -> None:
@@ -56,9 +56,9 @@ def test_image_folder_reads_classes_and_fingerprints_files(image_folder: Path) -
     assert dm.classes == ["class_0", "class_1", "class_2"]
     assert dm.image_shape == (3, 16, 16)
     assert len(dm.train_set) + len(dm.val_set) == 36 and len(dm.test_set) == 12
-    fp = dm.fingerprint()
+    fp = dm.data_hash()
     (image_folder / "train" / "class_0" / "0000.png").unlink()
-    assert ImageFolderDataModule(data_dir=str(image_folder), val_fraction=0.25).fingerprint() != fp
+    assert ImageFolderDataModule(data_dir=str(image_folder), val_fraction=0.25).data_hash() != fp
 
 
 def test_image_folder_preload_matches_lazy_decoding(image_folder: Path) -> None:
@@ -119,6 +119,6 @@ def test_label_noise_flips_exactly_the_requested_training_labels() -> None:
     clean.setup("test"), noisy.setup("test")
     assert np.array_equal(clean.val_set.targets, noisy.val_set.targets)  # evaluation labels stay clean
     assert np.array_equal(clean.test_set.targets, noisy.test_set.targets)
-    assert clean.fingerprint() != noisy.fingerprint() and clean.fingerprint() == DigitsDataModule().fingerprint()
+    assert clean.data_hash() != noisy.data_hash() and clean.data_hash() == DigitsDataModule().data_hash()
     with pytest.raises(ValueError, match=r"data\.label_noise"):
         DigitsDataModule(label_noise=1.0)

@@ -133,12 +133,12 @@ def test_synthetic_datamodule_splits_by_finger_and_caches(tmp_path: Path, monkey
     monkeypatch.setattr(fp_datamodule, "render_fingerprints", no_rendering)
     again = FingerprintDataModule(task="finger", val_fraction=0.2, test_fraction=0.25, **kwargs)
     again.setup("fit")
-    assert again.num_classes == 9 and again.fingerprint() != dm.fingerprint()  # other task, same images
+    assert again.num_classes == 9 and again.data_hash() != dm.data_hash()  # other task, same images
     same = FingerprintDataModule(task="henry", val_fraction=0.2, test_fraction=0.25, **kwargs)
-    assert same.fingerprint() == dm.fingerprint()
+    assert same.data_hash() == dm.data_hash()
     monkeypatch.undo()
     more = FingerprintDataModule(task="henry", val_fraction=0.2, test_fraction=0.25, **(kwargs | {"impressions": 2}))
-    assert more.fingerprint() != dm.fingerprint()  # other images, other split: caches and teachers must not mix
+    assert more.data_hash() != dm.data_hash()  # other images, other split: caches and teachers must not mix
 
 
 def test_bad_synthetic_settings_are_named(tmp_path: Path) -> None:

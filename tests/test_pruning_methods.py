@@ -23,7 +23,7 @@ class _Data:
     def __init__(self, labels: np.ndarray) -> None:
         self.train_labels = labels
 
-    def fingerprint(self) -> str:
+    def data_hash(self) -> str:
         return "toy"
 
 

@@ -56,7 +56,7 @@ class _Data:
     def __init__(self, n: int) -> None:
         self.train_labels = np.arange(n) % 4
 
-    def fingerprint(self) -> str:
+    def data_hash(self) -> str:
         return "toy"
 
 

@@ -123,11 +123,11 @@ def test_same_seed_gives_same_subset_and_result(compose_train) -> None:
     assert np.isclose(runs[0][1], runs[1][1])
 
 
-def test_checkpoint_records_the_full_net_spec_and_data_fingerprint(compose_train) -> None:
+def test_checkpoint_records_the_full_net_spec_and_data_hash(compose_train) -> None:
     cfg = compose_train(*FAST, "trainer.max_epochs=1")
     train(cfg)
     ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["net"] == {"name": "small_cnn", "width": 32, "dropout": 0.0}
     from biobench.data import DigitsDataModule
 
-    assert ckpt["data_fingerprint"] == DigitsDataModule().fingerprint()
+    assert ckpt["data_hash"] == DigitsDataModule().data_hash()

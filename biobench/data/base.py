@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from biobench.contracts import DataSpec
 from biobench.data.transforms import build_transform
 from biobench.utils.hashing import content_hash
 
@@ -70,10 +71,10 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 class ClassificationDataModule(pl.LightningDataModule, ABC):
-    """Base of image-classification datamodules: splits, subsets, loaders and the content fingerprint.
+    """Base of image-classification datamodules: splits, subsets, loaders, the data spec and the content hash.
 
     Subclasses implement :meth:`load_split` returning ``(source, labels)`` for ``"train"`` and ``"test"``,
-    :meth:`identity` (what makes the data what it is, for :meth:`fingerprint`), and ``classes``.
+    :meth:`describe_content` (what makes the data what it is, for :meth:`data_hash`), and ``classes``.
     """
 
     def __init__(
@@ -112,6 +113,7 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         self.val_set: ImageSamples | None = None
         self.test_set: ImageSamples | None = None
         self.subset: np.ndarray | None = None
+        self._data_hash: str | None = None
 
     # -- what subclasses provide -------------------------------------------------------------------
     @property
@@ -124,7 +126,7 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         """Return ``(source, labels)`` of the ``"train"`` or ``"test"`` split."""
 
     @abstractmethod
-    def identity(self) -> Any:
+    def describe_content(self) -> Any:
         """JSON-able or array description of the data's content (file list + labels, array hash, ...)."""
 
     # -- the contract ------------------------------------------------------------------------------
@@ -142,12 +144,31 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
     def in_chans(self) -> int:
         return self.image_shape[0]
 
-    def fingerprint(self) -> str:
-        """Short content hash of the data and of the split, used to key caches and check saved subsets."""
-        noise = [self.label_noise] if self.label_noise else []  # unchanged hash for clean data
-        return content_hash(
-            type(self).__name__, self.identity(), self.classes, self.val_fraction, self.split_seed, *noise
-        )
+    @property
+    def num_identities(self) -> int | None:
+        """Number of training identities (e.g. fingers) where the data has identities."""
+        return None
+
+    @property
+    def spec(self) -> DataSpec:
+        """What the model receives (see :class:`biobench.contracts.DataSpec`)."""
+        c, h, w = self.image_shape
+        return DataSpec(c, (h, w), self.mean, self.std, self.num_classes, self.num_identities)
+
+    def data_hash(self) -> str:
+        """Short content hash of the data and of the split, used to key caches and check saved subsets (memoised:
+        for a folder it lists and stats every file)."""
+        if self._data_hash is None:
+            noise = [self.label_noise] if self.label_noise else []  # unchanged hash for clean data
+            self._data_hash = content_hash(
+                type(self).__name__, self.describe_content(), self.classes, self.val_fraction, self.split_seed, *noise
+            )
+        return self._data_hash
+
+    def transform_settings(self) -> dict[str, Any]:
+        """Everything the served pixels depend on besides the data: normalisation and augmentation."""
+        return {"mean": list(self.mean), "std": list(self.std), "crop_padding": self.crop_padding,
+                "hflip": self.hflip, "image_size": self.image_size}  # fmt: skip
 
     def set_train_subset(self, indices: Sequence[int] | np.ndarray | None) -> None:
         """Train only on these training-sample indices (``None`` restores the full training set)."""

@@ -98,5 +98,5 @@ class CIFARDataModule(ClassificationDataModule):
         images, labels = self._data[0][split]
         return ArraySource(images), labels
 
-    def identity(self) -> Any:
+    def describe_content(self) -> Any:
         return {split: content_hash(*arrays) for split, arrays in self._data[0].items()}

@@ -48,6 +48,6 @@ class DigitsDataModule(ClassificationDataModule):
         ids = self._split_ids()[split]
         return ArraySource(images[ids]), labels[ids]
 
-    def identity(self) -> Any:
+    def describe_content(self) -> Any:
         images, labels = self._arrays
         return {"digits": content_hash(images, labels), "test_fraction": self.test_fraction}

@@ -84,7 +84,7 @@ class ImageFolderDataModule(ClassificationDataModule):
             return source.preload(desc=f"decoding {self.data_dir.name}/{split}"), labels
         return source, labels
 
-    def identity(self) -> Any:
+    def describe_content(self) -> Any:
         out = {"channels": self.channels, "image_size": self._image_size}
         for split in ("train", "test"):
             paths, labels = self._listing(split)

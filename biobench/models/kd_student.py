@@ -25,7 +25,7 @@ from torch import nn
 from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 
 from biobench.models.nets import create_net
-from biobench.models.pruned_classifier import PrunedClassifier, data_fingerprint
+from biobench.models.pruned_classifier import PrunedClassifier, trainer_data_hash
 from biobench.utils.cache import cached_arrays
 from biobench.utils.checkpoint import read_checkpoint
 from biobench.utils.config import to_plain
@@ -168,7 +168,7 @@ class KDStudent(PrunedClassifier):
         self.register_load_state_dict_pre_hook(_keep_teacher_state)
         self.teacher_ckpt = str(teacher_ckpt)
         self.teacher_hash = content_hash(Path(teacher_ckpt).read_bytes())
-        self.teacher_fingerprint = ckpt.get("data_fingerprint")
+        self.teacher_data_hash = ckpt.get("data_hash", ckpt.get("data_fingerprint"))  # older: data_fingerprint
         self.hparams.update(
             {
                 "kd": {
@@ -183,10 +183,10 @@ class KDStudent(PrunedClassifier):
         )
 
     def setup(self, stage: str) -> None:
-        mine = data_fingerprint(self.trainer)
-        if mine and self.teacher_fingerprint and mine != self.teacher_fingerprint:
+        mine = trainer_data_hash(self.trainer)
+        if mine and self.teacher_data_hash and mine != self.teacher_data_hash:
             raise ValueError(
-                f"Teacher checkpoint '{self.teacher_ckpt}' was trained on data {self.teacher_fingerprint}, but the "
+                f"Teacher checkpoint '{self.teacher_ckpt}' was trained on data {self.teacher_data_hash}, but the "
                 f"student's data is {mine} (other files, labels or split). Train the teacher on the student's data."
             )
         if stage == "fit" and self.teacher_logits == "cached" and self.cached_logits is None:
@@ -209,7 +209,7 @@ class KDStudent(PrunedClassifier):
             return {"logits": out.numpy()}
 
         key = (self.teacher_hash,)
-        arrays, _ = cached_arrays(self.cache_dir, "teacher_logits", key, datamodule.fingerprint(), n, compute)
+        arrays, _ = cached_arrays(self.cache_dir, "teacher_logits", key, datamodule.data_hash(), n, compute)
         return torch.from_numpy(arrays["logits"])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

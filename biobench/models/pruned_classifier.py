@@ -20,10 +20,10 @@ from biobench.models.nets import create_net
 from biobench.utils.config import to_plain
 
 
-def data_fingerprint(trainer: pl.Trainer) -> str | None:
-    """The content fingerprint of the trainer's datamodule, if it has one."""
+def trainer_data_hash(trainer: pl.Trainer) -> str | None:
+    """The content hash of the trainer's datamodule, if it has one."""
     datamodule = getattr(trainer, "datamodule", None)
-    return datamodule.fingerprint() if datamodule is not None and hasattr(datamodule, "fingerprint") else None
+    return datamodule.data_hash() if datamodule is not None and hasattr(datamodule, "data_hash") else None
 
 
 class PrunedClassifier(pl.LightningModule):
@@ -120,9 +120,9 @@ class PrunedClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record which data the weights were trained on (a KD student checks its teacher against it)."""
-        fingerprint = data_fingerprint(self.trainer)
-        if fingerprint:
-            checkpoint["data_fingerprint"] = fingerprint
+        data_hash = trainer_data_hash(self.trainer)
+        if data_hash:
+            checkpoint["data_hash"] = data_hash
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())

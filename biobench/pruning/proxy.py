@@ -70,7 +70,7 @@ class ProxyStage:
                 cache_dir,
                 "proxies",
                 (self.key(), seed, k),
-                datamodule.fingerprint(),
+                datamodule.data_hash(),
                 n,
                 partial(self._train_one, datamodule, seed * 1000 + k),
             )

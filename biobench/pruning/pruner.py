@@ -1,6 +1,6 @@
 """The pruning stage run before training: score the training set, sample the kept subset, save it.
 
-A saved subset (``subset.json``) records the dataset fingerprint; loading it for other data is an error.
+A saved subset (``subset.json``) records the content hash of its data (``data_hash``); loading it for other data fails.
 """
 
 from __future__ import annotations
@@ -35,17 +35,16 @@ def check_keep_ratio(keep_ratio: float) -> float:
     return float(keep_ratio)
 
 
-def load_subset(path: str | Path, fingerprint: str, n_train: int) -> np.ndarray:
+def load_subset(path: str | Path, data_hash: str, n_train: int) -> np.ndarray:
     """Read kept indices from a ``subset.json``, refusing a subset made for other data."""
     data = read_json(path, what="pruning.indices_file")
-    if not isinstance(data, dict) or "indices" not in data or "fingerprint" not in data:
+    saved_hash = data.get("data_hash", data.get("fingerprint")) if isinstance(data, dict) else None  # older files
+    if saved_hash is None or "indices" not in data:
+        raise ValueError(f"pruning.indices_file '{path}' is not a biobench subset file (needs 'indices', 'data_hash').")
+    if saved_hash != data_hash:
         raise ValueError(
-            f"pruning.indices_file '{path}' is not a biobench subset file (needs 'indices', 'fingerprint')."
-        )
-    if data["fingerprint"] != fingerprint:
-        raise ValueError(
-            f"pruning.indices_file '{path}' was made for dataset {data['fingerprint']}, but the configured data is "
-            f"{fingerprint} (other files, labels or split). Re-create the subset for this data."
+            f"pruning.indices_file '{path}' was made for dataset {saved_hash}, but the configured data is "
+            f"{data_hash} (other files, labels or split). Re-create the subset for this data."
         )
     idx = np.asarray(data["indices"], dtype=np.int64)
     if len(idx) == 0 or idx.min() < 0 or idx.max() >= n_train:
@@ -57,7 +56,7 @@ class Pruner:
     """Selects the training subset: ``indices_file`` if given, else ``sampler(score(data), keep_ratio)``.
 
     ``keep_ratio == 1`` keeps everything and computes no score. Scores are cached under ``cache_dir`` keyed by
-    (dataset fingerprint, score config, proxy config, seed); the proxies they need are trained lazily.
+    (dataset content hash, score config, proxy config, seed); the proxies they need are trained lazily.
     """
 
     def __init__(
@@ -85,7 +84,7 @@ class Pruner:
         start = time.perf_counter()
         metrics: dict[str, float] = {}
         if self.indices_file:
-            kept = load_subset(self.indices_file, datamodule.fingerprint(), n)
+            kept = load_subset(self.indices_file, datamodule.data_hash(), n)
         elif self.keep_ratio >= 1.0:
             kept = np.arange(n)
         else:
@@ -131,7 +130,7 @@ class Pruner:
             return {"scores": values}
 
         key = (self.score.config(), self.proxy.key() if self.proxy else None, self.seed)
-        arrays, hit = cached_arrays(self.cache_dir, "scores", key, datamodule.fingerprint(), n, compute)
+        arrays, hit = cached_arrays(self.cache_dir, "scores", key, datamodule.data_hash(), n, compute)
         return arrays["scores"], hit
 
     def save(self, path: str | Path, kept: np.ndarray, datamodule: Any) -> Path:
@@ -139,7 +138,7 @@ class Pruner:
         return write_json(
             path,
             {
-                "fingerprint": datamodule.fingerprint(),
+                "data_hash": datamodule.data_hash(),
                 "n_train": len(datamodule.train_labels),
                 "keep_ratio": self.keep_ratio,
                 "score": self.score.config(),

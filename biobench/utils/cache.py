@@ -1,6 +1,6 @@
 """On-disk cache of computed arrays (proxy records, scores, teacher logits), keyed by content, verified on load.
 
-A file is only used when its stored fingerprint and sample count match the data at hand; a corrupt or
+A file is only used when its stored data_hash and sample count match the data at hand; a corrupt or
 foreign file is reported and recomputed, never used silently. Writes are atomic.
 """
 
@@ -24,15 +24,15 @@ def cache_path(cache_dir: Path, kind: str, *key_parts: Any) -> Path:
     return Path(cache_dir) / kind / f"{content_hash(*key_parts)}.npz"
 
 
-def save_arrays(path: Path, arrays: dict[str, np.ndarray], fingerprint: str) -> Path:
+def save_arrays(path: Path, arrays: dict[str, np.ndarray], data_hash: str) -> Path:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, _fingerprint=np.array(fingerprint), **arrays)
+            np.savez(f, _data_hash=np.array(data_hash), **arrays)
 
     return atomic_write(path, write)
 
 
-def load_arrays(path: Path, fingerprint: str, num_samples: int) -> dict[str, np.ndarray] | None:
+def load_arrays(path: Path, data_hash: str, num_samples: int) -> dict[str, np.ndarray] | None:
     """The cached arrays, or ``None`` (with a warning) when the file is missing, corrupt or for other data."""
     if not path.is_file():
         return None
@@ -42,15 +42,15 @@ def load_arrays(path: Path, fingerprint: str, num_samples: int) -> dict[str, np.
     except Exception as err:  # a truncated or foreign file: recompute
         log.warning("Ignoring unreadable cache file %s (%s); recomputing.", path, err)
         return None
-    stored = str(arrays.pop("_fingerprint", ""))
+    stored = str(arrays.pop("_data_hash", ""))
     sizes = {len(a) for a in arrays.values() if a.ndim > 0}
-    if stored != fingerprint or sizes != {num_samples}:
+    if stored != data_hash or sizes != {num_samples}:
         log.warning(
             "Ignoring cache file %s: made for data %s with %s samples, not %s with %d; recomputing.",
             path,
             stored,
             sizes,
-            fingerprint,
+            data_hash,
             num_samples,
         )
         return None
@@ -61,18 +61,18 @@ def cached_arrays(
     cache_dir: Path | None,
     kind: str,
     key: tuple,
-    fingerprint: str,
+    data_hash: str,
     num_samples: int,
     compute: Callable[[], dict[str, np.ndarray]],
 ) -> tuple[dict[str, np.ndarray], bool]:
     """``(arrays, hit)``: load from the cache or compute and store. ``cache_dir=None`` disables caching."""
     if cache_dir is None:
         return compute(), False
-    path = cache_path(cache_dir, kind, fingerprint, *key)
-    arrays = load_arrays(path, fingerprint, num_samples)
+    path = cache_path(cache_dir, kind, data_hash, *key)
+    arrays = load_arrays(path, data_hash, num_samples)
     if arrays is not None:
         log.info("Cache hit: %s", path)
         return arrays, True
     arrays = compute()
-    save_arrays(path, arrays, fingerprint)
+    save_arrays(path, arrays, data_hash)
     return arrays, False

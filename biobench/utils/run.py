@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from biobench.utils.hashing import content_hash
 from biobench.utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,34 @@ def metric_value(metrics: Mapping[str, Any], name: str | None) -> float | None:
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
+WANDB_TAG_MAX = 64  # W&B refuses longer tags
+
+
+def wandb_group_name(task_name: str, sweep_dir: str | Path) -> str:
+    """The W&B group of a sweep's runs (and of its summary run): ``<task>-<sweep folder name>``."""
+    return f"{task_name}-{Path(sweep_dir).name}"
+
+
+def wandb_tag(override: str) -> str:
+    """A command-line override as a W&B tag of at most 64 characters: long values (paths) are shortened to their
+    last characters behind a short content hash, so distinct overrides keep distinct tags."""
+    if len(override) <= WANDB_TAG_MAX:
+        return override
+    key, _, value = override.partition("=")
+    digest = content_hash(override, length=6)
+    room = WANDB_TAG_MAX - len(key) - len(digest) - 3  # '=', '~', '~'
+    if room < 8:
+        return f"{override[: WANDB_TAG_MAX - len(digest) - 1]}~{digest}"
+    return f"{key}=~{value[-room:]}~{digest}"
+
+
 def group_wandb_runs(cfg: DictConfig, sweep_dir: str | None, overrides: list[str]) -> None:
-    """Give every W&B logger of a sweep the sweep's name as group and the run's overrides as tags."""
+    """Give every W&B logger of a sweep the sweep's name as group and the run's overrides as tags (<= 64 chars)."""
     loggers = cfg.get("logger") or {}
     with open_dict(cfg):
         for node in loggers.values():
             if isinstance(node, DictConfig) and "WandbLogger" in str(node.get("_target_", "")):
                 if sweep_dir and node.get("group") is None:
-                    node.group = f"{cfg.task_name}-{Path(sweep_dir).name}"
-                node.tags = list(node.get("tags") or []) + [o for o in overrides if not o.startswith("hydra")]
+                    node.group = wandb_group_name(cfg.task_name, sweep_dir)
+                tags = list(node.get("tags") or []) + [o for o in overrides if not o.startswith("hydra")]
+                node.tags = list(dict.fromkeys(wandb_tag(str(t)) for t in tags))

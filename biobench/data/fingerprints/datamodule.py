@@ -83,14 +83,14 @@ class FingerprintDataModule(ClassificationDataModule):
                 self.cache_dir,
                 "fingerprints",
                 (),  # everything that determines the prints is in the fingerprint below
-                content_hash(gen.identity(), self.n_fingers, self.impressions, self._image_size),
+                content_hash(gen.describe_content(), self.n_fingers, self.impressions, self._image_size),
                 self.n_fingers * self.impressions,
                 lambda: render_fingerprints(
                     self.generator_kwargs, fingers, self.impressions, self._image_size, self.gen_workers
                 ),
             )
             source = ArraySource(arrays["images"][:, None])
-            identity = [gen.identity(), self.n_fingers, self.impressions]
+            identity = [gen.describe_content(), self.n_fingers, self.impressions]
             return {"source": source, "finger": arrays["finger"], "impression": arrays["impression"],
                     "henry": arrays["henry"], "identity": identity}  # fmt: skip
         records = read_fingerprint_folder(self.data_dir, self.layout, self.pattern)
@@ -160,7 +160,7 @@ class FingerprintDataModule(ClassificationDataModule):
         is_val = np.isin(fingers, val_fingers)
         return np.flatnonzero(is_val), np.flatnonzero(~is_val)
 
-    def identity(self) -> Any:
+    def describe_content(self) -> Any:
         henry = self._all["henry"]
         return {"data": self._all["identity"], "task": self.task, "test_fraction": self.test_fraction,
                 "image_size": self._image_size, "finger": content_hash(self._all["finger"]),

@@ -56,7 +56,7 @@ class FingerprintGenerator:
         self.cache_size = cache_size
         self._masters: OrderedDict[int, MasterFingerprint] = OrderedDict()
 
-    def identity(self) -> dict[str, Any]:
+    def describe_content(self) -> dict[str, Any]:
         """Everything that determines the generated images (keys caches of generated datasets)."""
         return {
             "version": GENERATOR_VERSION,
