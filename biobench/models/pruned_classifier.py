@@ -73,11 +73,10 @@ class PrunedClassifier(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.contiguous(memory_format=self.memory_format))
 
-    @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Recognizer interface: L2-normalised penultimate features ``[N, D]``."""
-        self.eval()
-        feats = self.net.forward_features(images.to(self.device).contiguous(memory_format=self.memory_format))
+        """Recognizer interface: L2-normalised penultimate features ``[N, D]``, differentiable with respect to the
+        images (freezing and eval mode are the :mod:`biobench.recognizers` wrapper's job, not this method's)."""
+        feats = self.net.forward_features(images.contiguous(memory_format=self.memory_format))
         return F.normalize(feats.float(), dim=1)
 
     def compute_loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
