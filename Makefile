@@ -18,7 +18,7 @@ install: $(STAMP)
 # Pruned classifier on scikit-learn's digits at four keep ratios, then a summary table and plot (~1 min).
 run: $(STAMP)
 	$(BIN)/biobench-train -m experiment=prune_digits pruning.keep_ratio=0.1,0.3,0.5,1.0 hydra.sweep.dir=$(RUN_DIR)
-	$(BIN)/python scripts/summarize.py $(RUN_DIR)
+	$(BIN)/biobench-summarize $(RUN_DIR)
 	@echo "Results: $(RUN_DIR)/<job>/metrics.json; summary and plot: $(RUN_DIR)/summary.md, $(RUN_DIR)/test_acc_vs_keep_ratio.png"
 
 test: $(STAMP)

@@ -1,7 +1,11 @@
-"""Training entrypoint: compose config -> instantiate data, pruning, model, trainer -> fit -> test -> metrics.json.
+"""Training entrypoint: compose config -> datamodule -> (pruning) -> system -> fit -> test -> metrics.json.
 
 biobench-train experiment=prune_digits pruning.keep_ratio=0.3
 biobench-train -m experiment=prune_digits pruning.keep_ratio=0.1,0.5 seed=0,1
+
+Any system (DESIGN.md, docs/architecture.md) is built the same way: its declared data arguments come from the
+datamodule's spec; ``monitor`` selects the best checkpoint, the early-stopping metric and the checkpoint tested
+(the last one for ``monitor: null``). The run's ``status.json`` says whether it finished.
 """
 
 from __future__ import annotations
@@ -13,75 +17,109 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from biobench import CONFIG_DIR
-from biobench.pruning.pruner import SUBSET_FILE
-from biobench.utils.checkpoint import check_compatible, read_checkpoint
+from biobench.pruning.stage import run_pruning_stage
+from biobench.utils.callbacks import StopOnNonFiniteLoss
+from biobench.utils.checkpoint import read_checkpoint
 from biobench.utils.config import to_plain
 from biobench.utils.instantiate import instantiate_group
-from biobench.utils.run import check_launcher_plugin, group_wandb_runs, metric_value, write_run_files
+from biobench.utils.run import (
+    check_launcher_plugin,
+    finish_wandb,
+    group_wandb_runs,
+    metric_value,
+    run_status,
+    write_run_files,
+)
+from biobench.utils.systems import build_system, check_monitor, check_optimized_metric, system_class
 
 log = logging.getLogger(__name__)
 
+SELECTION_CALLBACKS = ("model_checkpoint", "early_stopping")  # callbacks that need a monitor metric
+
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one experiment described by ``cfg``; returns its final metrics."""
-    pl.seed_everything(cfg.seed, workers=True)
+    """Run one experiment described by ``cfg``; returns its final metrics. ``status.json`` records the outcome."""
     output_dir = Path(cfg.paths.output_dir)
+    with run_status(output_dir):
+        return _train(cfg, output_dir)
+
+
+def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    cls = system_class(cfg.model)
+    check_monitor(cfg.get("monitor"), cls)
+    check_optimized_metric(cfg.get("optimized_metric"), cls, pruning=bool(cfg.get("pruning")))
+    pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
     metrics: dict[str, Any] = {}
-    pruner = instantiate(cfg.pruning) if cfg.get("pruning") else None
-    if pruner is not None:
-        kept, metrics = pruner.select(datamodule)
-        datamodule.set_train_subset(kept)
-        pruner.save(output_dir / "pruning" / SUBSET_FILE, kept, datamodule)
-        pl.seed_everything(cfg.seed, workers=True)  # the model's init must not depend on proxy training or caches
+    if cfg.get("pruning"):
+        metrics |= run_pruning_stage(instantiate(cfg.pruning), datamodule, output_dir)
 
-    model = instantiate(cfg.model, num_classes=datamodule.num_classes, in_chans=datamodule.in_chans)
+    model = build_system(cfg.model, datamodule.spec)
     if cfg.get("ckpt_path"):
-        check_compatible(model, read_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
+        model.check_checkpoint(read_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
-        callbacks=instantiate_group(cfg.get("callbacks"), "callback"),
+        callbacks=[*instantiate_group(cfg.get("callbacks"), "callback", unused_callbacks(cfg)), StopOnNonFiniteLoss()],
         logger=instantiate_group(cfg.get("logger"), "logger") or False,
     )
-    for lg in trainer.loggers:
-        lg.log_hyperparams(cfg_to_hparams(cfg))
-
-    if cfg.get("train"):
-        start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-        metrics["time/fit_s"] = time.perf_counter() - start
-    metrics.update(trainer.callback_metrics)
-
-    if cfg.get("test"):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if not best:
-            log.warning("No best checkpoint found: testing the current weights.")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+    try:
+        for lg in trainer.loggers:
+            lg.log_hyperparams(cfg_to_hparams(cfg))
+        if cfg.get("train"):
+            start = time.perf_counter()
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+            if trainer.interrupted:
+                raise RuntimeError("Training was interrupted before it finished; no results were written.")
+            metrics["time/fit_s"] = time.perf_counter() - start
         metrics.update(trainer.callback_metrics)
 
-    if trainer.is_global_zero:
-        write_run_files(output_dir, metrics, cfg)
+        if cfg.get("test"):
+            ckpt = checkpoint_to_test(trainer)
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            metrics.update(trainer.callback_metrics)
+
+        if trainer.is_global_zero:
+            write_run_files(output_dir, metrics, cfg)
+    finally:
+        finish_wandb(trainer)
     return metrics
+
+
+def unused_callbacks(cfg: DictConfig) -> tuple[str, ...]:
+    """Best-checkpoint and early stopping need a metric: without ``monitor`` they are left out."""
+    if cfg.get("monitor") and cfg.monitor.get("metric"):
+        return ()
+    unused = tuple(name for name in SELECTION_CALLBACKS if name in (cfg.get("callbacks") or {}))
+    if unused:
+        log.info("monitor is null: callbacks %s are not used (the last checkpoint is tested).", list(unused))
+    return unused
+
+
+def checkpoint_to_test(trainer: pl.Trainer) -> str | None:
+    """The best checkpoint of the monitored metric, else the last one, else ``None`` (the current weights)."""
+    checkpoints = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
+    best = next((cb.best_model_path for cb in checkpoints if cb.monitor and cb.best_model_path), "")
+    last = next((cb.last_model_path or cb.best_model_path for cb in checkpoints if not cb.monitor), "")
+    if not (best or last):
+        log.warning("No checkpoint was saved: testing the current weights.")
+    return best or last or None
 
 
 def cfg_to_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The parts of the config worth showing as run hyperparameters in loggers."""
-    keys = ("task_name", "seed", "data", "model", "pruning", "trainer", "tags")
+    keys = ("task_name", "seed", "monitor", "data", "model", "pruning", "trainer", "tags")
     return {k: to_plain(cfg[k]) for k in keys if k in cfg}
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    hc = HydraConfig.get()
-    sweep_dir = hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None
-    group_wandb_runs(cfg, sweep_dir, list(hc.overrides.task))
+    group_wandb_runs(cfg)
     metrics = train(cfg)
     return metric_value(metrics, cfg.get("optimized_metric"))
 

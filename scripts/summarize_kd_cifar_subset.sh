@@ -6,23 +6,23 @@ set -euo pipefail
 shopt -s nullglob
 OUT=${1:-outputs/results/kd_cifar10_mini}
 PRUNING=${2:-outputs/results/pruning_cifar10_mini}
-PY=${BIN:-.venv/bin}/python
-SCRIPTS=$(dirname "$0")
-# summary NAME [run dirs ...] -- [summarize.py options]: writes $OUT/summary_NAME; skipped when no run dir exists
+SUMMARIZE=${BIN:-.venv/bin}/biobench-summarize
+# summary NAME [run dirs ...] -- [biobench-summarize options]: writes $OUT/summary_NAME; skipped when no run dir exists
 summary() {
   local name=$1 dirs=()
   shift
   while [ "$1" != "--" ]; do [ -d "$1" ] && dirs+=("$1"); shift; done
   shift
   if [ ${#dirs[@]} -eq 0 ]; then echo "summary_$name: no runs yet, skipped"; return; fi
-  PYTHONPATH="$SCRIPTS/.." "$PY" "$SCRIPTS/summarize.py" "${dirs[@]}" "$@" --out "$OUT/summary_$name"
+  "$SUMMARIZE" "${dirs[@]}" "$@" --out "$OUT/summary_$name"
 }
 # teachers' own accuracy on the full data
 summary teachers "$OUT/teachers" -- --label model/net,model.net.width
 # alpha study: random + KD per keep ratio, and the alpha that wins on validation accuracy
 summary alpha "$OUT"/seed*/alpha -- --label model.alpha --best-over model.alpha --select-metric val/acc
-# random + KD vs the best pruning score (AUM + CCS) with and without KD
-summary methods "$OUT"/seed*/alpha "$OUT"/seed*/ccs "$PRUNING"/seed*/ccs -- \
-  --label pruning/score,pruning/sampler,model.alpha --default model.alpha=0
+# random + KD vs the best pruning method (aum_ccs) with and without KD; random without KD (alpha 0) counts both the
+# alpha study's alpha=0 runs and the pruning study's random runs
+summary methods "$OUT"/seed*/alpha "$OUT"/seed*/ccs "$PRUNING"/seed* -- \
+  --label method,model.alpha --default model.alpha=0 --where method=random,aum_ccs
 # teacher-size study at keep 0.3 (alpha 0.9); the student-sized teacher comes from the alpha study
 summary teacher_size "$OUT"/seed*/teacher_size "$OUT"/seed*/alpha -- --label model.teacher_ckpt,model.alpha

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # KD results on the real CIFAR-10 subset (../shared/data/cifar10-mini.tar) with a ResNet-8 student (docs/kd.md):
 # teachers of four sizes on the full data, then per seed: random + KD (alpha study) at keep 0.1-0.7, the best
-# classic method of docs/pruning.md (AUM + CCS) with KD, and the teacher-size study at keep 0.3; then a summary. Usage:
+# classic method of docs/pruning.md (aum_ccs) with KD, and the teacher-size study at keep 0.3; then a summary. Usage:
 #   bash scripts/sweep_kd_cifar_subset.sh [out dir] [seeds] [epochs]     (defaults: outputs/results/..., "0 1 2", 10)
 DEFAULT_OUT=outputs/results/kd_cifar10_mini
 source "$(dirname "$0")/cifar_subset.sh"
@@ -16,11 +16,11 @@ for NAME in "${!TEACHERS[@]}"; do
   fi
 done
 for SEED in $SEEDS; do
-  RUN=("${COMMON[@]}" seed="$SEED" pruning/score=random pruning/sampler=topk)
+  RUN=("${COMMON[@]}" seed="$SEED" method=random)
   $BIN/biobench-train -m experiment=kd_folder "${RUN[@]}" "model.teacher_ckpt=$TEACHERS_DIR/same/checkpoints/best.ckpt" \
     pruning.keep_ratio=0.1,0.3,0.5,0.7 model.alpha=0.0,0.5,0.9 hydra.sweep.dir="$OUT/seed$SEED/alpha"
-  $BIN/biobench-train -m experiment=kd_folder "${COMMON[@]}" seed="$SEED" pruning/score=aum pruning/sampler=ccs \
-    pruning.sampler.beta=0.1 "model.teacher_ckpt=$TEACHERS_DIR/same/checkpoints/best.ckpt" \
+  $BIN/biobench-train -m experiment=kd_folder "${COMMON[@]}" seed="$SEED" method=aum_ccs \
+    "model.teacher_ckpt=$TEACHERS_DIR/same/checkpoints/best.ckpt" \
     pruning.keep_ratio=0.1,0.3,0.5,0.7 model.alpha=0.9 hydra.sweep.dir="$OUT/seed$SEED/ccs"
   $BIN/biobench-train -m experiment=kd_folder "${RUN[@]}" pruning.keep_ratio=0.3 model.alpha=0.9 \
     "model.teacher_ckpt=$(printf "%s/checkpoints/best.ckpt," "$TEACHERS_DIR"/{narrow,wide,deep} | sed 's/,$//')" \

@@ -161,3 +161,26 @@ class FixedLinear(torch.nn.Module):
 @register_net
 def fixed_linear(num_classes: int, in_chans: int = 1) -> FixedLinear:
     return FixedLinear(num_classes, in_chans)
+
+
+def wandb_run_record(run_dir: Path):
+    """The run record (id, project, group, tags) of an offline W&B run dir (``offline-run-*``), read from its
+    ``.wandb`` log: a LevelDB-style log of 32 KiB blocks of (crc32, length, type) framed protobuf records."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = next(Path(run_dir).glob("*.wandb")).read_bytes()
+    pos, block, payload = 7, 32768, b""  # 7-byte file header ':W&B' + magic + version
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        payload += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST: a whole record
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(payload)
+            payload = b""
+            if record.WhichOneof("record_type") == "run":
+                return record.run
+    raise AssertionError(f"no run record in {run_dir}")

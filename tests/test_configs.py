@@ -10,7 +10,10 @@ from conftest import make_cifar_folder, make_image_folder
 from hydra.utils import instantiate
 
 from biobench import CONFIG_DIR
+from biobench.eval import evaluate
+from biobench.metrics.registry import metric_info
 from biobench.train import train
+from biobench.utils.systems import system_class
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
@@ -41,7 +44,14 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
     if experiment.startswith("kd_"):
         teacher = experiment.replace("kd_", "teacher_")
         return [*data, f"model.teacher_ckpt={teacher_checkpoint(tmp_path, teacher, data)}"]
+    if experiment.startswith("verify_"):  # a Henry-class classifier's features as the recognizer under test
+        return [*data, f"recognizer.path={teacher_checkpoint(tmp_path, 'teacher_fingerprint_class', data)}"]
     return data
+
+
+def trains(experiment: str, compose_train) -> bool:
+    """Whether the experiment's system trains (systems without weights of their own are evaluated only)."""
+    return system_class(compose_train(f"experiment={experiment}").model).requires_checkpoint
 
 
 def test_experiments_are_discovered() -> None:
@@ -53,18 +63,27 @@ def test_experiments_are_discovered() -> None:
 def test_experiment_composes_for_train_and_eval(experiment: str, compose_train, compose_eval) -> None:
     cfg = compose_train(f"experiment={experiment}")
     assert cfg.task_name == experiment and cfg.model._target_ and cfg.data._target_
-    instantiate(cfg.pruning)  # score, sampler and keep ratio are valid
+    if cfg.get("pruning"):
+        instantiate(cfg.pruning)  # score, sampler and keep ratio are valid
     ecfg = compose_eval(f"experiment={experiment}", "ckpt_path=x.ckpt", out="run")
     assert ecfg.data == cfg.data and ecfg.model == cfg.model
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_runs_under_fast_dev_run(experiment: str, compose_train, tmp_path: Path) -> None:
-    cfg = compose_train(f"experiment={experiment}", "debug=fdr", *data_overrides(experiment, tmp_path))
-    metrics = train(cfg)
-    assert "test/acc" in metrics and "train/loss" in metrics
+def test_experiment_runs_under_fast_dev_run(experiment: str, compose_train, compose_eval, tmp_path: Path) -> None:
+    overrides = [f"experiment={experiment}", "debug=fdr", *data_overrides(experiment, tmp_path)]
+    if trains(experiment, compose_train):
+        cfg = compose_train(*overrides)
+        metrics = train(cfg)
+        assert "train/loss" in metrics
+    else:
+        cfg = compose_eval(*overrides)
+        metrics = evaluate(cfg)
+    cls = system_class(cfg.model)
+    test_metrics = [m for m in cls.metrics if m.startswith("test/")]
     written = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
-    assert 0.0 <= written["test/acc"] <= 1.0
+    assert test_metrics and set(test_metrics) <= set(written)
+    assert all(0.0 <= written[m] <= 1.0 for m in test_metrics if metric_info(m).scale == 100.0)
 
 
 def test_debug_limit_runs_three_short_epochs(compose_train) -> None:

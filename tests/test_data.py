@@ -1,4 +1,4 @@
-"""Datamodules: stable indices, subsets, fingerprints, and clear errors on bad folders and images."""
+"""Datamodules: stable indices, subsets, content hashes, and clear errors on bad folders and images."""
 
 from __future__ import annotations
 
@@ -43,18 +43,18 @@ def test_shuffle_depends_only_on_seed_and_epoch() -> None:
     assert not np.array_equal(order(0, 3), order(1, 3))
 
 
-def test_fingerprint_tracks_content_and_split() -> None:
+def test_data_hash_tracks_content_and_split() -> None:
     base = DigitsDataModule().data_hash()
     assert base == DigitsDataModule(seed=5, batch_size=7).data_hash()  # training knobs do not matter
     assert base != DigitsDataModule(split_seed=1).data_hash()
     assert base != DigitsDataModule(val_fraction=0.2).data_hash()
 
 
-def test_image_folder_reads_classes_and_fingerprints_files(image_folder: Path) -> None:
+def test_image_folder_reads_classes_and_hashes_files(image_folder: Path) -> None:
     dm = ImageFolderDataModule(data_dir=str(image_folder), val_fraction=0.25, batch_size=8)
     dm.setup("test")
     assert dm.classes == ["class_0", "class_1", "class_2"]
-    assert dm.image_shape == (3, 16, 16)
+    assert dm.spec.in_chans == 3 and dm.spec.image_size == (16, 16)
     assert len(dm.train_set) + len(dm.val_set) == 36 and len(dm.test_set) == 12
     fp = dm.data_hash()
     (image_folder / "train" / "class_0" / "0000.png").unlink()
@@ -106,7 +106,7 @@ def test_cifar_missing_folder_says_where_and_what(tmp_path: Path) -> None:
 def test_real_cifar10_subset_loads_as_image_folder(cifar10_mini: Path) -> None:
     dm = ImageFolderDataModule(data_dir=str(cifar10_mini), val_fraction=0.1, preload=True)
     dm.setup("test")
-    assert dm.num_classes == 10 and dm.image_shape == (3, 32, 32)
+    assert dm.num_classes == 10 and dm.spec.image_size == (32, 32)
     assert len(dm.train_set) == 9000 and len(dm.val_set) == 1000 and len(dm.test_set) == 2000
     assert np.bincount(dm.train_labels).min() > 850
 
@@ -117,8 +117,8 @@ def test_label_noise_flips_exactly_the_requested_training_labels() -> None:
     assert np.array_equal(flipped, noisy.noisy_indices)
     assert len(flipped) == round(0.3 * len(clean.train_labels))
     clean.setup("test"), noisy.setup("test")
-    assert np.array_equal(clean.val_set.targets, noisy.val_set.targets)  # evaluation labels stay clean
-    assert np.array_equal(clean.test_set.targets, noisy.test_set.targets)
+    assert np.array_equal(clean.val_set.values("label"), noisy.val_set.values("label"))  # evaluation labels stay clean
+    assert np.array_equal(clean.test_set.values("label"), noisy.test_set.values("label"))
     assert clean.data_hash() != noisy.data_hash() and clean.data_hash() == DigitsDataModule().data_hash()
     with pytest.raises(ValueError, match=r"data\.label_noise"):
         DigitsDataModule(label_noise=1.0)

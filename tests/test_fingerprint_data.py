@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from sklearn.metrics import roc_curve
 
 import biobench.data.fingerprints.datamodule as fp_datamodule
 from biobench.data.fingerprints import FingerprintDataModule, FingerprintGenerator, read_fingerprint_folder
 from biobench.data.fingerprints.export import export_fingerprints
+from biobench.data.fingerprints.impression import CONDITIONS, DEVICES
 from biobench.metrics.verification import equal_error_rate, fvc_pairs, roc, tar_at_far
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "fingerprints-real"
@@ -133,9 +135,10 @@ def test_synthetic_datamodule_splits_by_finger_and_caches(tmp_path: Path, monkey
     monkeypatch.setattr(fp_datamodule, "render_fingerprints", no_rendering)
     again = FingerprintDataModule(task="finger", val_fraction=0.2, test_fraction=0.25, **kwargs)
     again.setup("fit")
-    assert again.num_classes == 9 and again.data_hash() != dm.data_hash()  # other task, same images
+    assert again.num_classes == again.num_identities == 7  # training fingers only
+    assert again.data_hash() != dm.data_hash()  # other task, same images
     same = FingerprintDataModule(task="henry", val_fraction=0.2, test_fraction=0.25, **kwargs)
-    assert same.data_hash() == dm.data_hash()
+    assert same.data_hash() == dm.data_hash() == "a3c613b3f23a4670"  # the value before the data-layer split
     monkeypatch.undo()
     more = FingerprintDataModule(task="henry", val_fraction=0.2, test_fraction=0.25, **(kwargs | {"impressions": 2}))
     assert more.data_hash() != dm.data_hash()  # other images, other split: caches and teachers must not mix
@@ -166,3 +169,96 @@ def test_exported_set_reads_back_with_labels(tmp_path: Path) -> None:
         export_fingerprints(tmp_path / "set", {"seed": 1, **TINY}, n_fingers=1, n_impressions=1)
     export_fingerprints(tmp_path / "set", {"seed": 1, **TINY}, n_fingers=1, n_impressions=1, overwrite=True)
     assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["1_1.minutiae.csv", "1_1.png", "metadata.csv"]
+
+
+SETTINGS = dict(n_fingers=8, impressions=2, generator={"seed": 2, **TINY}, val_fraction=0.34, test_fraction=0.25)
+SAMPLE_KEYS = {"image", "index", "label", "finger", "impression", "minutiae", "n_minutiae"}
+ATTRIBUTE_KEYS = {"henry", "device", "condition", "pressure", "rotation", "dx", "dy", "contact", "distortion"}
+
+
+@pytest.fixture(scope="module")
+def render_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("render"))
+
+
+@pytest.fixture(scope="module")
+def finger_data(render_dir: str) -> FingerprintDataModule:
+    """Synthetic task=finger prints rendered at 128 px, served at 96 px (8 fingers: 4 train, 2 val, 2 test)."""
+    dm = FingerprintDataModule(task="finger", image_size=96, cache_dir=render_dir, batch_size=4, **SETTINGS)
+    assert dm.spec.num_identities == 4 and dm.train_set is None and "_all" not in dm.__dict__  # spec renders nothing
+    dm.setup("test")
+    return dm
+
+
+def _impression(finger: int, impression: int):
+    return FingerprintGenerator(seed=2, **TINY).impression(finger, impression)
+
+
+def test_served_minutiae_are_the_generators_ground_truth_at_the_served_size(finger_data, render_dir, monkeypatch):
+    for dataset in (finger_data.train_set, finger_data.val_set, finger_data.test_set):
+        for i in (0, len(dataset) - 1):
+            sample = dataset[i]
+            imp = _impression(int(sample["finger"]), int(sample["impression"]))
+            expected = imp.minutiae.to_array()
+            expected[:, :2] = (expected[:, :2] + 0.5) * (96 / TINY["size"]) - 0.5  # pixel centres, as PIL resizes
+            n = int(sample["n_minutiae"])
+            assert n == len(expected) > 0 and sample["minutiae"].shape == (128, 4)
+            np.testing.assert_allclose(sample["minutiae"][:n].numpy(), expected, atol=1e-4)
+            assert not sample["minutiae"][n:].any()  # zero padding
+            assert int(sample["device"]) == DEVICES.index(imp.params.device)
+            assert int(sample["condition"]) == CONDITIONS.index(imp.params.condition)
+            assert float(sample["pressure"]) == pytest.approx(imp.params.pressure, rel=1e-6)
+
+    monkeypatch.setattr(fp_datamodule, "render_fingerprints", lambda *a, **k: pytest.fail("the cache holds it all"))
+    cached = FingerprintDataModule(task="henry", image_size=96, cache_dir=render_dir, **SETTINGS)
+    cached.setup("fit")
+    for key in ("minutiae", "n_minutiae", "finger", "rotation"):
+        np.testing.assert_array_equal(cached.train_set[3][key], finger_data.train_set[3][key])
+
+
+def test_unresized_prints_serve_the_ground_truth_unchanged(tmp_path: Path) -> None:
+    dm = FingerprintDataModule(task="finger", image_size=None, cache_dir=None, max_minutiae=96, **SETTINGS)
+    assert dm.spec.image_size == (TINY["size"], TINY["size"])
+    dm.setup("fit")
+    sample = dm.train_set[1]
+    expected = _impression(int(sample["finger"]), int(sample["impression"])).minutiae.to_array()
+    assert sample["minutiae"].shape == (96, 4) and tuple(sample["image"].shape) == (1, 128, 128)
+    np.testing.assert_array_equal(sample["minutiae"][: len(expected)].numpy(), expected)
+    with pytest.raises(ValueError, match=r"max_minutiae=3.*data\.max_minutiae"):
+        FingerprintDataModule(task="finger", image_size=None, cache_dir=None, max_minutiae=3, **SETTINGS).setup("fit")
+
+
+def test_identities_are_the_training_fingers_and_label_them_densely(finger_data) -> None:
+    fingers = {s: finger_data.split_labels(s)["finger"] for s in ("train", "val", "test")}
+    train_fingers = np.unique(fingers["train"])
+    assert finger_data.num_identities == len(train_fingers) == 4 == finger_data.num_classes
+    assert not set(train_fingers) & (set(fingers["val"]) | set(fingers["test"]))
+    np.testing.assert_array_equal(finger_data.train_labels, np.searchsorted(train_fingers, fingers["train"]))
+    assert finger_data.spec.num_identities == 4 and finger_data.spec.num_classes == 4
+    henry = FingerprintDataModule(task="henry", image_size=96, cache_dir=None, **SETTINGS)
+    assert henry.spec.num_classes == 5 and henry.spec.num_identities == 4
+
+
+def test_every_sample_has_the_keys_and_batches(finger_data) -> None:
+    loaders = (finger_data.train_dataloader(), finger_data.val_dataloader(), finger_data.test_dataloader())
+    for loader in loaders:
+        batch = next(iter(loader))
+        assert set(batch) >= SAMPLE_KEYS | ATTRIBUTE_KEYS
+        b = len(batch["index"])
+        assert batch["image"].shape == (b, 1, 96, 96) and batch["minutiae"].shape == (b, 128, 4)
+        assert batch["device"].dtype == torch.int64 and batch["pressure"].dtype == torch.float32
+        assert all(len(v) == b for v in batch.values())
+
+
+def test_real_folders_serve_no_minutiae_and_no_attributes(tmp_path: Path) -> None:
+    for finger in range(1, 7):
+        for impression in (1, 2):
+            _write(tmp_path / "fvc" / f"{finger}_{impression}.png", value=20 * finger)
+    dm = FingerprintDataModule(data_dir=str(tmp_path / "fvc"), task="finger", image_size=None, batch_size=16,
+                               val_fraction=0.25, test_fraction=0.34)  # fmt: skip
+    spec = dm.spec
+    assert (spec.in_chans, spec.image_size, spec.num_identities) == (1, (20, 24), 3) and dm.train_set is None
+    batch = next(iter(dm.train_eval_dataloader()))  # in index order
+    assert set(batch) == SAMPLE_KEYS and batch["image"].shape == (6, 1, 20, 24)
+    assert not batch["n_minutiae"].any() and not batch["minutiae"].any()
+    assert batch["finger"].tolist() == dm.split_labels("train")["finger"].tolist()

@@ -8,7 +8,13 @@ import torch
 from scipy import ndimage
 
 from biobench.data.fingerprints import HENRY_CLASSES, FingerprintGenerator
-from biobench.data.fingerprints.impression import ImpressionParams, ImpressionWarp, render_impression
+from biobench.data.fingerprints.impression import (
+    CONDITIONS,
+    DEVICES,
+    ImpressionParams,
+    ImpressionWarp,
+    render_impression,
+)
 from biobench.data.fingerprints.master import make_master
 from biobench.data.fingerprints.minutiae import BIFURCATION, ENDING, extract_minutiae
 from biobench.data.fingerprints.orientation import detect_singular_points, estimate_orientation, henry_class_of
@@ -122,7 +128,12 @@ def test_synthetic_dataset_batches_images_with_all_labels() -> None:
     assert batch["image"].shape == (6, 1, SIZE, SIZE) and batch["image"].dtype == torch.uint8
     assert batch["finger"].tolist() == [5, 5, 6, 6, 7, 7] and batch["impression"].tolist() == [0, 1] * 3
     assert batch["minutiae"].shape == (6, 128, 4) and (batch["n_minutiae"] > 0).all()
-    assert len(batch["attributes"]["device"]) == 6
+    params = [data.generator.impression(f, i).params for f in (5, 6, 7) for i in (0, 1)]
+    assert batch["device"].tolist() == [DEVICES.index(p.device) for p in params]
+    assert batch["condition"].tolist() == [CONDITIONS.index(p.condition) for p in params]
+    np.testing.assert_allclose(batch["rotation"].numpy(), [p.rotation for p in params], rtol=1e-6)
+    with pytest.raises(ValueError, match="max_minutiae=2"):
+        SyntheticFingerprints({"seed": 3, "size": SIZE}, n_fingers=1, impressions=1, max_minutiae=2)[0]
     np.testing.assert_array_equal(
         batch["image"][1, 0].numpy(), FingerprintGenerator(seed=3, size=SIZE).impression(5, 1).image
     )

@@ -22,7 +22,7 @@ SAMPLERS = sorted(p.stem for p in (Path(CONFIG_DIR) / "pruning" / "sampler").glo
 def group_node(group: str, name: str):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"pruning/{group}={name}"])
+        cfg = compose("train", overrides=["pruning=default", f"pruning/{group}={name}"])  # pruning is opt-in
     GlobalHydra.instance().clear()
     return cfg.pruning[group]
 

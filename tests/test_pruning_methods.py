@@ -26,6 +26,9 @@ class _Data:
     def data_hash(self) -> str:
         return "toy"
 
+    def transform_settings(self) -> dict:
+        return {"mean": [0.5], "std": [0.5], "crop_padding": 0, "hflip": False, "image_size": None}
+
 
 def record(features: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> ProxyRecord:
     n = len(labels)

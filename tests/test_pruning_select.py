@@ -59,6 +59,9 @@ class _Data:
     def data_hash(self) -> str:
         return "toy"
 
+    def transform_settings(self) -> dict:
+        return {"mean": [0.5], "std": [0.5], "crop_padding": 0, "hflip": False, "image_size": None}
+
 
 def test_pruner_keeps_exact_budget_deterministically() -> None:
     data = _Data(1001)

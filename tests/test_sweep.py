@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import wandb_run_record
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
@@ -19,6 +21,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_multirun_over_keep_ratios_then_summary(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
+    cache = tmp_path / ("a-cache-folder-with-a-name-long-enough-to-exceed-the-w-and-b-tag-limit" * 2)
     proc = run(
         "-m",
         "biobench.train",
@@ -27,6 +30,7 @@ def test_multirun_over_keep_ratios_then_summary(tmp_path: Path) -> None:
         "pruning.keep_ratio=0.2,1.0",
         "trainer.max_epochs=2",
         "logger=wandb",
+        f"paths.cache_dir={cache}",
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )
@@ -35,23 +39,29 @@ def test_multirun_over_keep_ratios_then_summary(tmp_path: Path) -> None:
     assert len(runs) == 2
     kept = sorted(json.loads(p.read_text())["pruning/kept_fraction"] for p in runs)
     assert kept[0] < 0.21 and kept[1] == 1.0
-    assert (sweep / "0" / "wandb").is_dir()  # offline W&B run stored beside the job
-    wandb_cfg = (sweep / "0" / "config.yaml").read_text()
-    assert f"group: prune_digits-{sweep.name}" in wandb_cfg and "pruning.keep_ratio=0.2" in wandb_cfg
+    # every job is its own W&B run (offline, beside the job), in the sweep's group, with tags W&B accepts
+    records = [wandb_run_record(next((sweep / job / "wandb").glob("offline-run-*"))) for job in ("0", "1")]
+    assert records[0].run_id != records[1].run_id
+    assert {r.run_group for r in records} == {f"prune_digits-{sweep.name}"}
+    assert all(len(tag) <= 64 for r in records for tag in r.tags)
+    assert "pruning.keep_ratio=0.2" in records[0].tags and "pruning.keep_ratio=1.0" in records[1].tags
 
-    proc = run(str(ROOT / "scripts" / "summarize.py"), str(sweep), "--wandb", cwd=tmp_path)
+    proc = run("-m", "biobench.results.cli", str(sweep), "--wandb", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert [(r["label"], float(r["x"])) for r in rows] == [("random+topk", 0.2), ("random+topk", 1.0)]
     assert (sweep / "test_acc_vs_keep_ratio.png").stat().st_size > 1000
-    assert list((sweep / "wandb").glob("offline-run-*/files/media/images/summary/*.png"))  # plot logged to W&B
+    summary_run = next((sweep / "wandb").glob("offline-run-*"))
+    assert list(summary_run.glob("files/media/images/summary/*.png"))  # plot logged to W&B
+    record = wandb_run_record(summary_run)
+    assert (record.run_group, record.project) == (records[0].run_group, records[0].project)
 
 
 def test_missing_launcher_plugin_is_explained(tmp_path: Path) -> None:
-    proc = run("-m", "biobench.train", "-m", "hydra/launcher=slurm", cwd=tmp_path)
+    proc = run("-m", "biobench.train", "-m", "hydra/launcher=parallel", cwd=tmp_path)
     if proc.returncode == 0:
-        raise AssertionError("expected a failure without the submitit plugin")
-    assert "pip install 'biobench[slurm]'" in proc.stderr, proc.stderr[-2000:]
+        raise AssertionError("expected a failure without the joblib plugin")
+    assert "pip install 'biobench[joblib]'" in proc.stderr, proc.stderr[-2000:]
 
 
 def test_bad_keep_ratio_from_the_command_line_names_the_key(tmp_path: Path) -> None:

@@ -1,16 +1,20 @@
-"""Shared machinery of the classification datamodules (DESIGN.md, DataModule contract).
+"""The image-datamodule base (DESIGN.md, DataModule contract): splits, stable indices, subsets, loaders, spec, hash.
 
 A datamodule owns a *train pool* (the dataset's training split) from which a validation part is carved by
-``val_fraction`` and ``split_seed``. The remaining training samples are numbered ``0..N-1``: that number is
-the stable ``index`` every sample carries, the key of pruning scores and of saved subsets. ``label_noise`` flips a
-seeded fraction of the training labels to another class (validation and test labels stay clean), to study
-pruning and distillation under noise.
+``val_fraction`` and ``split_seed``. The remaining training samples are numbered ``0..N-1``: that number is the
+stable ``index`` every sample carries, the key of pruning scores and of saved subsets. A sample is the dict
+``{"image", "index", **fields}``, where ``fields`` are the per-sample values a subclass serves with its images
+(``label`` for classification; ``finger``, ``minutiae``, attributes for fingerprints; none for plain images).
+
+Value range: sources hold ``uint8`` pixels and the model receives ``(pixel / 255 - mean) / std`` per channel, so
+``mean=0, std=1`` serves [0, 1] (codecs), ``mean=std=0.5`` serves [-1, 1] (GANs) and a dataset's own statistics
+serve roughly zero-mean, unit-variance inputs (classifiers). :attr:`ImageDataModule.spec` reports it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,62 +23,49 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from biobench.contracts import DataSpec
+from biobench.data.sampler import EpochShuffleSampler
 from biobench.data.transforms import build_transform
 from biobench.utils.hashing import content_hash
 
+RESERVED_KEYS = ("image", "index")
+
 
 class ImageSamples(Dataset):
-    """Samples ``ids`` of a source, each returned as ``{"image", "label", "index"}``."""
+    """Samples ``ids`` of a source, each returned as ``{"image", "index", **fields}``.
 
-    def __init__(self, source: Any, labels: np.ndarray, ids: np.ndarray, transform: Any) -> None:
+    ``fields`` maps a key to an array over the source's positions (``[len(source), ...]``); sample ``i`` carries
+    row ``ids[i]`` of each as a tensor, so the default collate batches them.
+    """
+
+    def __init__(self, source: Any, fields: dict[str, np.ndarray], ids: np.ndarray, transform: Any) -> None:
         self.source = source
-        self.labels = np.asarray(labels, dtype=np.int64)
+        self.fields = {k: torch.as_tensor(np.asarray(v)) for k, v in fields.items()}
         self.ids = np.asarray(ids, dtype=np.int64)
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    @property
-    def targets(self) -> np.ndarray:
-        """Labels of the samples in this dataset's order."""
-        return self.labels[self.ids]
+    def values(self, key: str) -> np.ndarray:
+        """Field ``key`` of every sample, in this dataset's order."""
+        return self.fields[key][torch.from_numpy(self.ids)].numpy()
+
+    def with_transform(self, transform: Any) -> ImageSamples:
+        """The same samples under another transform."""
+        return ImageSamples(self.source, self.fields, self.ids, transform)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         j = int(self.ids[i])
-        return {"image": self.transform(self.source.load(j)), "label": int(self.labels[j]), "index": i}
+        return {"image": self.transform(self.source.load(j)), "index": i} | {k: v[j] for k, v in self.fields.items()}
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """Random order fixed by (seed, epoch), so a resumed run sees exactly the batches of an uninterrupted one.
+class ImageDataModule(pl.LightningDataModule, ABC):
+    """Base of the image datamodules: splits, subsets, loaders, the data spec and the content hash.
 
-    Lightning calls ``set_epoch`` before every training epoch. ``loader_generator`` (handed to the DataLoader
-    for its worker seeds) is reseeded there too, so no loader ever draws from the global RNG.
-    """
-
-    def __init__(self, indices: Sequence[int], seed: int) -> None:
-        self.indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
-        self.seed = seed
-        self.loader_generator = torch.Generator()
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.loader_generator.manual_seed(self.seed * 1_000_003 + epoch + 1)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(self.indices[torch.randperm(len(self.indices), generator=g)].tolist())
-
-
-class ClassificationDataModule(pl.LightningDataModule, ABC):
-    """Base of image-classification datamodules: splits, subsets, loaders, the data spec and the content hash.
-
-    Subclasses implement :meth:`load_split` returning ``(source, labels)`` for ``"train"`` and ``"test"``,
-    :meth:`describe_content` (what makes the data what it is, for :meth:`data_hash`), and ``classes``.
+    Subclasses implement :meth:`load_split` (the ``"train"`` pool or the ``"test"`` split as a source of
+    ``uint8 [C, H, W]`` images and its per-sample fields) and :meth:`describe_content` (what makes the data what it
+    is, for :meth:`data_hash`). Where the served image shape is known without reading data, they override
+    :attr:`image_shape` so :attr:`spec` needs no setup.
     """
 
     def __init__(
@@ -90,15 +81,12 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         crop_padding: int = 0,
         hflip: bool = False,
         pin_memory: bool = False,
-        label_noise: float = 0.0,
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}.")
-        if not 0.0 <= label_noise < 1.0:
-            raise ValueError(f"data.label_noise must be in [0, 1), got {label_noise}.")
-        self.label_noise = label_noise
-        self.noisy_indices = np.empty(0, dtype=np.int64)
+        if len(mean) != len(std) or min(std) <= 0:
+            raise ValueError(f"data.mean / data.std need one value per channel each and std > 0, got {mean} / {std}.")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -116,54 +104,60 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         self._data_hash: str | None = None
 
     # -- what subclasses provide -------------------------------------------------------------------
-    @property
     @abstractmethod
-    def classes(self) -> list[str]:
-        """Class names, in label order."""
-
-    @abstractmethod
-    def load_split(self, split: str) -> tuple[Any, np.ndarray]:
-        """Return ``(source, labels)`` of the ``"train"`` or ``"test"`` split."""
+    def load_split(self, split: str) -> tuple[Any, dict[str, np.ndarray]]:
+        """``(source, fields)`` of the ``"train"`` pool or the ``"test"`` split: a source with ``len`` and
+        ``load(i) -> uint8 [C, H, W]``, and per-sample arrays ``[len(source), ...]`` served with each image."""
 
     @abstractmethod
     def describe_content(self) -> Any:
         """JSON-able or array description of the data's content (file list + labels, array hash, ...)."""
 
-    # -- the contract ------------------------------------------------------------------------------
     @property
-    def num_classes(self) -> int:
-        return len(self.classes)
+    def image_size(self) -> int | None:
+        """Square input size when fixed by the data or config (needed by random crops)."""
+        return None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of one input image after transforms."""
+        """``(C, H, W)`` of a served image. This default reads one training sample (a setup); subclasses that know
+        the shape from their settings override it."""
         self.setup("fit")
         return tuple(self.train_set[0]["image"].shape)
 
+    # -- the contract ------------------------------------------------------------------------------
     @property
     def in_chans(self) -> int:
         return self.image_shape[0]
 
     @property
+    def num_classes(self) -> int | None:
+        """Number of classes where the data has labels."""
+        return None
+
+    @property
     def num_identities(self) -> int | None:
-        """Number of training identities (e.g. fingers) where the data has identities."""
+        """Number of *training* identities (e.g. fingers) where the data has identities."""
         return None
 
     @property
     def spec(self) -> DataSpec:
-        """What the model receives (see :class:`biobench.contracts.DataSpec`)."""
+        """What the model receives (see :class:`biobench.contracts.DataSpec` and the module docstring)."""
         c, h, w = self.image_shape
         return DataSpec(c, (h, w), self.mean, self.std, self.num_classes, self.num_identities)
 
     def data_hash(self) -> str:
-        """Short content hash of the data and of the split, used to key caches and check saved subsets (memoised:
-        for a folder it lists and stats every file)."""
+        """Short content hash of the data and of the split, used to key caches and check saved subsets.
+
+        Memoised: it is asked for at every checkpoint save, and for a folder it lists and stats every file.
+        """
         if self._data_hash is None:
-            noise = [self.label_noise] if self.label_noise else []  # unchanged hash for clean data
-            self._data_hash = content_hash(
-                type(self).__name__, self.describe_content(), self.classes, self.val_fraction, self.split_seed, *noise
-            )
+            self._data_hash = content_hash(type(self).__name__, *self.hash_parts())
         return self._data_hash
+
+    def hash_parts(self) -> list[Any]:
+        """What :meth:`data_hash` covers, in order: the content, then the split."""
+        return [self.describe_content(), self.val_fraction, self.split_seed]
 
     def transform_settings(self) -> dict[str, Any]:
         """Everything the served pixels depend on besides the data: normalisation and augmentation."""
@@ -186,25 +180,17 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
             raise ValueError("set_train_subset: indices contain duplicates.")
         self.subset = np.sort(idx)
 
-    @property
-    def train_labels(self) -> np.ndarray:
-        """Labels of all training samples, by ``index``."""
-        self.setup("fit")
-        return self.train_set.targets
-
     # -- Lightning hooks ---------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            source, labels = self.load_split("train")
-            self._check_labels(labels, "train")
-            val_ids, train_ids = self.carve_val(len(labels))
-            train_labels = self._with_label_noise(labels, train_ids)
-            self.train_set = ImageSamples(source, train_labels, train_ids, self.transform(train=True))
-            self.val_set = ImageSamples(source, labels, val_ids, self.transform(train=False))
+            source, fields = self._checked_split("train")
+            val_ids, train_ids = self.carve_val(len(source))
+            train_fields = self.training_fields(fields, train_ids)
+            self.train_set = ImageSamples(source, train_fields, train_ids, self.transform(train=True))
+            self.val_set = ImageSamples(source, fields, val_ids, self.transform(train=False))
         if self.test_set is None and stage in (None, "test", "validate", "predict"):
-            source, labels = self.load_split("test")
-            self._check_labels(labels, "test")
-            self.test_set = ImageSamples(source, labels, np.arange(len(labels)), self.transform(train=False))
+            source, fields = self._checked_split("test")
+            self.test_set = ImageSamples(source, fields, np.arange(len(source)), self.transform(train=False))
 
     def carve_val(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Sorted ``(val_ids, train_ids)`` of the train pool: a ``val_fraction`` of samples drawn by ``split_seed``."""
@@ -212,18 +198,27 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
         n_val = round(self.val_fraction * n)
         return np.sort(order[:n_val]), np.sort(order[n_val:])
 
-    def _with_label_noise(self, labels: np.ndarray, train_ids: np.ndarray) -> np.ndarray:
-        """A copy of ``labels`` where a ``label_noise`` fraction of the training samples carries another class.
+    def training_fields(self, fields: dict[str, np.ndarray], train_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """The fields the training samples (positions ``train_ids`` of the pool) are served with: as loaded here;
+        subclasses may alter them for training only (label noise)."""
+        return fields
 
-        The flipped training indices are kept in ``self.noisy_indices`` (for analysing scores on noisy data).
-        """
-        labels = np.asarray(labels, dtype=np.int64).copy()
-        rng = np.random.default_rng([self.split_seed, 104729])
-        flip = np.sort(rng.choice(len(train_ids), round(self.label_noise * len(train_ids)), replace=False))
-        shift = rng.integers(1, self.num_classes, len(flip))  # never the true class
-        labels[train_ids[flip]] = (labels[train_ids[flip]] + shift) % self.num_classes
-        self.noisy_indices = flip
-        return labels
+    def check_split(self, split: str, source: Any, fields: dict[str, np.ndarray]) -> None:
+        """Refuse an empty split, fields of the wrong length and fields that would shadow ``image`` / ``index``."""
+        name = type(self).__name__
+        if len(source) == 0:
+            raise ValueError(f"{name}: the {split} split is empty.")
+        shadowing = sorted(set(fields) & set(RESERVED_KEYS))
+        if shadowing:
+            raise ValueError(f"{name}: per-sample fields may not be named {shadowing} (reserved for every sample).")
+        wrong = {k: len(v) for k, v in fields.items() if len(v) != len(source)}
+        if wrong:
+            raise ValueError(f"{name}: {split} fields {wrong} do not have one row per image ({len(source)} images).")
+
+    def _checked_split(self, split: str) -> tuple[Any, dict[str, np.ndarray]]:
+        source, fields = self.load_split(split)
+        self.check_split(split, source, fields)
+        return source, fields
 
     def transform(self, train: bool) -> Any:
         return build_transform(
@@ -234,11 +229,6 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
             hflip=self.hflip,
             image_size=self.image_size if self.crop_padding else None,
         )
-
-    @property
-    def image_size(self) -> int | None:
-        """Square input size when fixed by the data or config (needed by random crops)."""
-        return None
 
     def train_dataloader(self) -> DataLoader:
         return self.shuffled_train_loader(self.subset, self.seed, self.batch_size)
@@ -259,8 +249,7 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
     def train_eval_dataloader(self) -> DataLoader:
         """All training samples in ``index`` order with eval transforms (features, scores, teacher logits)."""
         self.setup("fit")
-        ordered = ImageSamples(self.train_set.source, self.train_set.labels, self.train_set.ids, self.transform(False))
-        return self._loader(ordered, self.eval_batch_size)
+        return self._loader(self.train_set.with_transform(self.transform(train=False)), self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
         self.setup("test")
@@ -288,13 +277,3 @@ class ClassificationDataModule(pl.LightningDataModule, ABC):
             pin_memory=self.pin_memory,
             generator=generator or torch.Generator().manual_seed(self.seed),
         )
-
-    def _check_labels(self, labels: np.ndarray, split: str) -> None:
-        labels = np.asarray(labels)
-        if len(labels) == 0:
-            raise ValueError(f"{type(self).__name__}: the {split} split is empty.")
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(
-                f"{type(self).__name__}: {split} labels must lie in [0, {self.num_classes}), "
-                f"got [{labels.min()}, {labels.max()}]."
-            )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from biobench.data.base import ClassificationDataModule
+from biobench.data.classification import ClassificationDataModule
 from biobench.data.sources import ArraySource
 from biobench.utils.hashing import content_hash
 
@@ -53,6 +53,10 @@ class CIFARDataModule(ClassificationDataModule):
     def image_size(self) -> int:
         return 32
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (3, 32, 32)
+
     def prepare_data(self) -> None:
         if self.download:
             from torchvision.datasets import CIFAR10, CIFAR100
@@ -74,8 +78,8 @@ class CIFARDataModule(ClassificationDataModule):
             raise ValueError(f"CIFAR file '{path}' cannot be read: {err}") from err
 
     @cached_property
-    def _data(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-        """``({split: (images uint8 [N, 3, 32, 32], labels)}, class names)``."""
+    def _data(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{split: (images uint8 [N, 3, 32, 32], labels)}``."""
         layout = LAYOUT[self.variant]
         splits = {}
         for split in ("train", "test"):
@@ -88,15 +92,17 @@ class CIFARDataModule(ClassificationDataModule):
                     f"CIFAR-{self.variant} {split} files under '{self.data_dir}' are malformed: {err}"
                 ) from err
             splits[split] = (images, labels)
-        return splits, list(self._unpickle(layout["meta"])[layout["names"]])
+        return splits
 
-    @property
+    @cached_property
     def classes(self) -> list[str]:
-        return self._data[1]
+        """Class names from the small meta file alone (no image batch is read)."""
+        layout = LAYOUT[self.variant]
+        return list(self._unpickle(layout["meta"])[layout["names"]])
 
-    def load_split(self, split: str) -> tuple[ArraySource, np.ndarray]:
-        images, labels = self._data[0][split]
-        return ArraySource(images), labels
+    def load_split(self, split: str) -> tuple[ArraySource, dict[str, np.ndarray]]:
+        images, labels = self._data[split]
+        return ArraySource(images), {"label": labels}
 
     def describe_content(self) -> Any:
-        return {split: content_hash(*arrays) for split, arrays in self._data[0].items()}
+        return {split: content_hash(*arrays) for split, arrays in self._data.items()}

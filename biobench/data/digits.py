@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from biobench.data.base import ClassificationDataModule
+from biobench.data.classification import ClassificationDataModule
 from biobench.data.sources import ArraySource
 from biobench.utils.hashing import content_hash
 
@@ -29,6 +29,10 @@ class DigitsDataModule(ClassificationDataModule):
     def image_size(self) -> int:
         return 8
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (1, 8, 8)
+
     @cached_property
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
@@ -43,10 +47,10 @@ class DigitsDataModule(ClassificationDataModule):
         n_test = round(self.test_fraction * n)
         return {"test": np.sort(order[:n_test]), "train": np.sort(order[n_test:])}
 
-    def load_split(self, split: str) -> tuple[ArraySource, np.ndarray]:
+    def load_split(self, split: str) -> tuple[ArraySource, dict[str, np.ndarray]]:
         images, labels = self._arrays
         ids = self._split_ids()[split]
-        return ArraySource(images[ids]), labels[ids]
+        return ArraySource(images[ids]), {"label": labels[ids]}
 
     def describe_content(self) -> Any:
         images, labels = self._arrays

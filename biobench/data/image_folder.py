@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from biobench.data.base import ClassificationDataModule
-from biobench.data.sources import IMAGE_EXTENSIONS, ArraySource, FileSource
+from biobench.data.classification import ClassificationDataModule
+from biobench.data.sources import IMAGE_EXTENSIONS, ArraySource, FileSource, image_hw
 
 
 def scan_split(split_dir: Path) -> dict[str, list[Path]]:
@@ -33,8 +33,9 @@ def scan_split(split_dir: Path) -> dict[str, list[Path]]:
 class ImageFolderDataModule(ClassificationDataModule):
     """Class = sub-folder name. Test classes must be a subset of train classes.
 
-    ``image_size`` resizes every image to a square (needed when sizes differ and for random crops);
-    ``preload`` decodes all images once into memory (fast epochs for small images such as CIFAR).
+    ``image_size`` resizes every image to a square (needed when sizes differ and for random crops); without it the
+    spec reports the size of the first training file (images of different sizes cannot be batched). ``preload``
+    decodes all images once into memory (fast epochs for small images such as CIFAR).
     """
 
     def __init__(
@@ -51,6 +52,12 @@ class ImageFolderDataModule(ClassificationDataModule):
     @property
     def image_size(self) -> int | None:
         return self._image_size
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        if self._image_size is not None:
+            return (self.channels, self._image_size, self._image_size)
+        return (self.channels, *image_hw(self._listing("train")[0][0]))
 
     @cached_property
     def _files(self) -> dict[str, dict[str, list[Path]]]:
@@ -77,12 +84,12 @@ class ImageFolderDataModule(ClassificationDataModule):
         pairs = [(f, index[c]) for c, fs in self._files[split].items() for f in fs]
         return [p for p, _ in pairs], np.array([y for _, y in pairs], dtype=np.int64)
 
-    def load_split(self, split: str) -> tuple[FileSource | ArraySource, np.ndarray]:
+    def load_split(self, split: str) -> tuple[FileSource | ArraySource, dict[str, np.ndarray]]:
         paths, labels = self._listing(split)
         source = FileSource(paths, self.channels, self._image_size)
         if self.preload:
-            return source.preload(desc=f"decoding {self.data_dir.name}/{split}"), labels
-        return source, labels
+            source = source.preload(desc=f"decoding {self.data_dir.name}/{split}")
+        return source, {"label": labels}
 
     def describe_content(self) -> Any:
         out = {"channels": self.channels, "image_size": self._image_size}

@@ -45,6 +45,15 @@ def read_image(path: str | Path, channels: int = 3, size: int | None = None) -> 
         raise ValueError(f"Cannot decode image '{path}': {err}. Remove or replace the file.") from err
 
 
+def image_hw(path: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file, from its header (nothing decoded); an unreadable file raises an error naming it."""
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ValueError(f"Cannot read image '{path}': {err}. Remove or replace the file.") from err
+
+
 class FileSource:
     """Images decoded from files on demand (optionally resized to a square ``size``)."""
 

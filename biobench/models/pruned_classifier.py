@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from biobench.models.base import System
 from biobench.models.nets import create_net
 from biobench.utils.config import to_plain
 
@@ -26,7 +27,7 @@ def trainer_data_hash(trainer: pl.Trainer) -> str | None:
     return datamodule.data_hash() if datamodule is not None and hasattr(datamodule, "data_hash") else None
 
 
-class PrunedClassifier(pl.LightningModule):
+class PrunedClassifier(System):
     """Cross-entropy classifier.
 
     Args:
@@ -36,6 +37,10 @@ class PrunedClassifier(pl.LightningModule):
         label_smoothing: cross-entropy label smoothing.
         channels_last: use the NHWC memory format (faster convolutions on CPU and tensor cores).
     """
+
+    data_args = ("num_classes", "in_chans")
+    metrics = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
+    checked_hparams = ("net", "num_classes", "in_chans")
 
     def __init__(
         self,

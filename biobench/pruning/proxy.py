@@ -1,8 +1,12 @@
 """The proxy stage: K proxy models ("experts") trained on the full training set with different seeds.
 
 Each leaves a :class:`ProxyRecord` (training dynamics + final probabilities and features) from which the scores
-are computed. Records are cached by (dataset fingerprint, proxy settings, seed, expert), so a sweep over keep
-ratios and samplers trains the proxies once.
+are computed. Records are cached by (dataset content hash, proxy settings, :data:`PROXY_VERSION`, the datamodule's
+train transform settings, seed, expert), so a sweep over keep ratios and samplers trains the proxies once.
+
+Bump :data:`PROXY_VERSION` whenever the records would change for the same settings: the training recipe here
+(optimiser, schedule, seeding, model construction, the eval pass) or what :class:`DynamicsRecorder` /
+:mod:`biobench.pruning.grad_norm` store. Since score cache keys contain the proxy key, this also recomputes scores.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from biobench.utils.cache import cached_arrays
 from biobench.utils.config import to_plain
 
 log = logging.getLogger(__name__)
+
+PROXY_VERSION = 1
 
 
 @dataclass
@@ -57,9 +63,10 @@ class ProxyStage:
             )
         self.cost_s = 0.0  # training time spent by the last run() (0 when every record came from the cache)
 
-    def key(self) -> dict[str, Any]:
-        """What the records depend on (hardware settings excluded)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("accelerator", "precision")}
+    def key(self, datamodule: Any) -> dict[str, Any]:
+        """What the records depend on besides the data and the seed (hardware settings excluded)."""
+        settings = {k: v for k, v in asdict(self).items() if k not in ("accelerator", "precision")}
+        return {**settings, "version": PROXY_VERSION, "transforms": datamodule.transform_settings()}
 
     def run(self, datamodule: Any, seed: int, cache_dir: Path | None = None) -> list[ProxyRecord]:
         """Train (or load) the K experts; ``self.cost_s`` says how long training took."""
@@ -69,7 +76,7 @@ class ProxyStage:
             arrays, _ = cached_arrays(
                 cache_dir,
                 "proxies",
-                (self.key(), seed, k),
+                (self.key(datamodule), seed, k),
                 datamodule.data_hash(),
                 n,
                 partial(self._train_one, datamodule, seed * 1000 + k),

@@ -1,6 +1,8 @@
 """The pruning stage run before training: score the training set, sample the kept subset, save it.
 
-A saved subset (``subset.json``) records the content hash of its data (``data_hash``); loading it for other data fails.
+A saved subset (``subset.json``) records the content hash of its data (``data_hash``; loading it for other data
+fails) and its provenance: the score, sampler, proxy settings, keep ratio and seed that chose the indices. A run
+that re-uses a subset through ``indices_file`` records the provenance read from that file, plus the file's path.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from biobench.contracts import SubsetDataModule
 from biobench.pruning.dynamics import ProxyRecord
 from biobench.pruning.proxy import ProxyStage
+from biobench.pruning.rng import isolated_rng
 from biobench.pruning.samplers.base import Sampler
 from biobench.pruning.scores.base import Score, ScoreContext
 from biobench.utils.cache import cached_arrays
@@ -22,6 +26,7 @@ from biobench.utils.io import read_json, write_json
 log = logging.getLogger(__name__)
 
 SUBSET_FILE = "subset.json"
+PROVENANCE_KEYS = ("keep_ratio", "score", "sampler", "proxy", "seed")
 
 
 def keep_count(n: int, keep_ratio: float) -> int:
@@ -35,20 +40,21 @@ def check_keep_ratio(keep_ratio: float) -> float:
     return float(keep_ratio)
 
 
-def load_subset(path: str | Path, data_hash: str, n_train: int) -> np.ndarray:
-    """Read kept indices from a ``subset.json``, refusing a subset made for other data."""
-    data = read_json(path, what="pruning.indices_file")
+def load_subset(path: str | Path, data_hash: str, n_train: int, what: str = "pruning.indices_file") -> np.ndarray:
+    """Read kept indices from a ``subset.json``, refusing a subset made for other data; ``what`` names the file
+    in errors."""
+    data = read_json(path, what=what)
     saved_hash = data.get("data_hash", data.get("fingerprint")) if isinstance(data, dict) else None  # older files
     if saved_hash is None or "indices" not in data:
-        raise ValueError(f"pruning.indices_file '{path}' is not a biobench subset file (needs 'indices', 'data_hash').")
+        raise ValueError(f"{what} '{path}' is not a biobench subset file (needs 'indices', 'data_hash').")
     if saved_hash != data_hash:
         raise ValueError(
-            f"pruning.indices_file '{path}' was made for dataset {saved_hash}, but the configured data is "
+            f"{what} '{path}' was made for dataset {saved_hash}, but the configured data is "
             f"{data_hash} (other files, labels or split). Re-create the subset for this data."
         )
     idx = np.asarray(data["indices"], dtype=np.int64)
     if len(idx) == 0 or idx.min() < 0 or idx.max() >= n_train:
-        raise ValueError(f"pruning.indices_file '{path}': indices must be non-empty and lie in [0, {n_train}).")
+        raise ValueError(f"{what} '{path}': indices must be non-empty and lie in [0, {n_train}).")
     return idx
 
 
@@ -56,7 +62,9 @@ class Pruner:
     """Selects the training subset: ``indices_file`` if given, else ``sampler(score(data), keep_ratio)``.
 
     ``keep_ratio == 1`` keeps everything and computes no score. Scores are cached under ``cache_dir`` keyed by
-    (dataset content hash, score config, proxy config, seed); the proxies they need are trained lazily.
+    (dataset content hash, score config and version, proxy key, train transform settings, seed); the proxies they
+    need are trained lazily. ``wait_timeout_s``: how long the pruning stage's other ranks wait for rank 0's subset
+    (:func:`biobench.pruning.stage.run_pruning_stage`).
     """
 
     def __init__(
@@ -68,6 +76,7 @@ class Pruner:
         indices_file: str | None = None,
         cache_dir: str | None = None,
         proxy: ProxyStage | None = None,
+        wait_timeout_s: float = 4 * 3600.0,
     ) -> None:
         self.score = score
         self.sampler = sampler
@@ -76,9 +85,17 @@ class Pruner:
         self.seed = seed
         self.indices_file = indices_file
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.wait_timeout_s = float(wait_timeout_s)
 
-    def select(self, datamodule: Any) -> tuple[np.ndarray, dict[str, float]]:
-        """Return the sorted kept indices and pruning metrics (``pruning/...``)."""
+    def select(self, datamodule: SubsetDataModule) -> tuple[np.ndarray, dict[str, float]]:
+        """Return the sorted kept indices and pruning metrics (``pruning/...``).
+
+        Runs inside :func:`isolated_rng`: the global random state afterwards is the one before.
+        """
+        with isolated_rng():
+            return self._select(datamodule)
+
+    def _select(self, datamodule: SubsetDataModule) -> tuple[np.ndarray, dict[str, float]]:
         labels = np.asarray(datamodule.train_labels)
         n = len(labels)
         start = time.perf_counter()
@@ -108,7 +125,7 @@ class Pruner:
         log.info("Pruning keeps %d of %d training samples (%.1f%%).", len(kept), n, 100 * len(kept) / n)
         return kept, metrics
 
-    def scores(self, datamodule: Any) -> tuple[np.ndarray, bool]:
+    def scores(self, datamodule: SubsetDataModule) -> tuple[np.ndarray, bool]:
         """``(scores [N], cache hit)``; proxies are trained (or loaded) only when the score asks for them."""
         n = len(datamodule.train_labels)
         records: list[ProxyRecord] = []
@@ -129,23 +146,37 @@ class Pruner:
                 )
             return {"scores": values}
 
-        key = (self.score.config(), self.proxy.key() if self.proxy else None, self.seed)
+        proxy_key = self.proxy.key(datamodule) if self.proxy else None
+        key = (self.score.config(), proxy_key, datamodule.transform_settings(), self.seed)
         arrays, hit = cached_arrays(self.cache_dir, "scores", key, datamodule.data_hash(), n, compute)
         return arrays["scores"], hit
 
-    def save(self, path: str | Path, kept: np.ndarray, datamodule: Any) -> Path:
-        """Write ``subset.json``: indices + what made them, so a subset can be re-used and shared."""
+    def provenance(self, datamodule: SubsetDataModule) -> dict[str, Any]:
+        """What chose the subset: this config, or for a re-used ``indices_file`` the settings recorded in it."""
+        if self.indices_file:
+            source = read_json(self.indices_file, what="pruning.indices_file")
+            return {k: source.get(k) for k in PROVENANCE_KEYS} | {
+                "indices_file": str(Path(self.indices_file).resolve())
+            }
+        return {
+            "keep_ratio": self.keep_ratio,
+            "score": self.score.config(),
+            "sampler": {"sampler": type(self.sampler).__name__, **vars(self.sampler)},
+            "proxy": self.proxy.key(datamodule) if self.proxy else None,
+            "seed": self.seed,
+            "indices_file": None,
+        }
+
+    def save(self, path: str | Path, kept: np.ndarray, datamodule: SubsetDataModule, **extra: Any) -> Path:
+        """Write ``subset.json`` atomically: indices + what made them (+ ``extra`` fields, e.g. the pruning stage's
+        run token), so a subset can be re-used and shared."""
         return write_json(
             path,
             {
                 "data_hash": datamodule.data_hash(),
                 "n_train": len(datamodule.train_labels),
-                "keep_ratio": self.keep_ratio,
-                "score": self.score.config(),
-                "sampler": {"sampler": type(self.sampler).__name__, **vars(self.sampler)},
-                "proxy": self.proxy.key() if self.proxy else None,
-                "seed": self.seed,
-                "indices_file": self.indices_file,
+                **self.provenance(datamodule),
+                **extra,
                 "indices": kept.tolist(),
             },
         )

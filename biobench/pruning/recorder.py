@@ -71,7 +71,7 @@ class DynamicsRecorder(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.save_path and trainer.is_global_zero:
-            save_arrays(Path(self.save_path), self.arrays(trainer.current_epoch), fingerprint="dynamics")
+            save_arrays(Path(self.save_path), self.arrays(trainer.current_epoch), data_hash="dynamics")
 
     def arrays(self, epochs: int | None = None) -> dict[str, np.ndarray]:
         """The record as numpy arrays, cut to the first ``epochs`` epochs."""

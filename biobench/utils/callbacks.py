@@ -1,6 +1,9 @@
-"""Small Lightning callbacks used by the default callback config."""
+"""Small Lightning callbacks used by the entrypoints and the default callback config."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -18,3 +21,25 @@ class ReseedEachEpoch(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         torch.manual_seed(self.seed * 1_000_003 + trainer.current_epoch + 7 * trainer.global_rank)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite: the run failed (its results must not be used)."""
+
+
+class StopOnNonFiniteLoss(pl.Callback):
+    """Fail the run at the first training batch whose loss (every ``*loss*`` tensor a training step returns) is not
+    finite, with a message saying when it happened and what to try; the entrypoints always add it."""
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        losses = outputs if isinstance(outputs, Mapping) else {"loss": outputs}
+        for name, value in losses.items():
+            if "loss" in name and isinstance(value, torch.Tensor) and not torch.isfinite(value.detach()).all():
+                raise NonFiniteLossError(
+                    f"The training {name} became {value.detach().float().sum().item()} at epoch "
+                    f"{trainer.current_epoch}, batch {batch_idx} (global step {trainer.global_step}). The run is "
+                    "stopped as failed. Try a lower learning rate (model.optimizer.lr), gradient clipping "
+                    "(trainer.gradient_clip_val=1.0 with automatic optimisation), or trainer.precision=32-true."
+                )

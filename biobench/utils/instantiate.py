@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from hydra.utils import instantiate
@@ -11,8 +12,9 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 
-def instantiate_group(cfg: DictConfig | None, what: str) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a config group (e.g. ``callbacks`` or ``logger``)."""
+def instantiate_group(cfg: DictConfig | None, what: str, skip: Collection[str] = ()) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a config group (e.g. ``callbacks`` or ``logger``) not named in
+    ``skip``."""
     if not cfg:
         return []
     if not isinstance(cfg, DictConfig):
@@ -21,7 +23,7 @@ def instantiate_group(cfg: DictConfig | None, what: str) -> list[Any]:
         )
     objects = []
     for name, node in cfg.items():
-        if isinstance(node, DictConfig) and "_target_" in node:
+        if name not in skip and isinstance(node, DictConfig) and "_target_" in node:
             log.info("Instantiating %s '%s' <%s>", what, name, node._target_)
             objects.append(instantiate(node))
     return objects

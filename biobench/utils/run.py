@@ -1,4 +1,5 @@
-"""Run-directory bookkeeping shared by ``train`` and ``eval``: metrics.json, the resolved config, W&B grouping."""
+"""Run-directory bookkeeping shared by ``train`` and ``eval``: status.json, metrics.json, the resolved config,
+W&B grouping."""
 
 from __future__ import annotations
 
@@ -6,13 +7,22 @@ import importlib.util
 import logging
 import math
 import sys
-from collections.abc import Mapping
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.trainer.states import TrainerStatus
 
+from biobench.utils.distributed import is_global_zero_from_env
 from biobench.utils.hashing import content_hash
 from biobench.utils.io import write_json, write_text
 
@@ -35,6 +45,36 @@ def check_launcher_plugin(argv: list[str] | None = None) -> None:
                     f"hydra/launcher={choice} needs the Hydra launcher plugin '{module.split('.')[-1]}', "
                     f"which is not installed. Install it with: pip install 'biobench[{extra}]'"
                 )
+
+
+STATUS_FILE = "status.json"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def run_status(output_dir: str | Path) -> Iterator[None]:
+    """``status.json`` in the run dir: ``running`` on entry, ``done`` on a clean exit, ``failed`` with the error on
+    any exception (re-raised). A killed job stays ``running`` with no end time, so a summary sees it unfinished.
+    Written by global rank zero only."""
+    path = Path(output_dir) / STATUS_FILE
+    write = is_global_zero_from_env()
+    status = {"status": "running", "error": None, "started": _now(), "ended": None}
+    if write:
+        write_json(path, status)
+    try:
+        yield
+    except BaseException as err:
+        if write:
+            last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
+            where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+            message = f"{type(err).__name__}: {err}".strip().rstrip(":")
+            write_json(path, status | {"status": "failed", "error": message + where, "ended": _now()})
+        raise
+    if write:
+        write_json(path, status | {"status": "done", "ended": _now()})
 
 
 def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -90,8 +130,12 @@ def wandb_tag(override: str) -> str:
     return f"{key}=~{value[-room:]}~{digest}"
 
 
-def group_wandb_runs(cfg: DictConfig, sweep_dir: str | None, overrides: list[str]) -> None:
-    """Give every W&B logger of a sweep the sweep's name as group and the run's overrides as tags (<= 64 chars)."""
+def group_wandb_runs(cfg: DictConfig) -> None:
+    """Give every W&B logger of a Hydra job the sweep's name as group (in a multirun) and the job's overrides as
+    tags (<= 64 characters each)."""
+    hc = HydraConfig.get()
+    sweep_dir = hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None
+    overrides = list(hc.overrides.task)
     loggers = cfg.get("logger") or {}
     with open_dict(cfg):
         for node in loggers.values():
@@ -100,3 +144,14 @@ def group_wandb_runs(cfg: DictConfig, sweep_dir: str | None, overrides: list[str
                     node.group = wandb_group_name(cfg.task_name, sweep_dir)
                 tags = list(node.get("tags") or []) + [o for o in overrides if not o.startswith("hydra")]
                 node.tags = list(dict.fromkeys(wandb_tag(str(t)) for t in tags))
+
+
+def finish_wandb(trainer: pl.Trainer) -> None:
+    """End the W&B run of this job. Lightning's ``WandbLogger`` re-uses an active ``wandb.run``, so without this
+    every job of a multirun would log into the first job's run."""
+    if not any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
+        return
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish(exit_code=0 if trainer.state.status != TrainerStatus.INTERRUPTED else 1)

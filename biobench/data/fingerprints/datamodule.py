@@ -1,16 +1,28 @@
 """Fingerprint data for training and evaluation: synthetic (default) or a folder of real prints.
 
 Splits are identity-disjoint: fingers (not images) are assigned to test (``test_fraction``), validation
-(``val_fraction``) and train by ``split_seed``. Two label sets:
+(``val_fraction`` of the rest) and train by ``split_seed``. Two label sets:
 
 - ``task=henry``: the Henry class (arch, tented arch, left loop, right loop, whorl) -- a classification task
   for ``pruned_classifier`` / ``kd_student`` (``experiment=prune_fingerprint_class``);
-- ``task=finger``: a dense finger id per split, for identity-supervised embedders; evaluation then uses
-  :meth:`FingerprintDataModule.verification_pairs` (the FVC protocol). Validation and test fingers are never
-  training classes, so classification accuracy means nothing there: use verification metrics.
+- ``task=finger``: the finger as a class, for identity-supervised embedders: training labels are the dense
+  training-finger ids ``0..num_identities-1``. Validation and test fingers are never training classes (their label
+  is a dense id within their own split), so classification accuracy means nothing there: evaluate with
+  :meth:`FingerprintDataModule.verification_pairs` (the FVC protocol).
 
-Synthetic prints are rendered once (in ``gen_workers`` processes) and cached under ``cache_dir`` keyed by the
-generator's identity, so every run of a sweep reads the same images from disk.
+Every sample, of every split and either task, is ``{"image", "index", "label", "finger", "impression",
+"minutiae", "n_minutiae", ...}``: ``finger`` is the global finger id (the generator's finger; for a folder the
+dense id of its finger name), ``impression`` the impression's rank within its finger, ``minutiae``
+``[max_minutiae, 4]`` rows ``(x, y, angle, kind)`` zero-padded with the first ``n_minutiae`` valid, in the served
+image's pixel coordinates (after the resize to ``image_size``). Synthetic samples also carry ``henry`` and the
+appearance attributes (``device``, ``condition``, ``pressure``, ``rotation``, ...; encoding in
+:mod:`biobench.data.fingerprints.fields`), all from the generator's ground truth. Real folders have no minutiae
+or attributes: ``n_minutiae`` is 0 and the attribute keys are absent (``henry`` is served where the folder's
+``metadata.csv`` gives it). Training augmentations (``crop_padding``, ``hflip``) move pixels, not minutiae.
+
+``num_identities`` is the number of training fingers (validation and test fingers excluded). Synthetic prints are
+rendered once (in ``gen_workers`` processes) and cached with their ground truth under ``cache_dir``, keyed by the
+generator's settings, so every run of a sweep reads the same images from disk.
 """
 
 from __future__ import annotations
@@ -21,12 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from biobench.data.base import ClassificationDataModule
-from biobench.data.fingerprints.export import render_fingerprints
+from biobench.data.classification import ClassificationDataModule
+from biobench.data.fingerprints.export import RENDER_VERSION, render_fingerprints
+from biobench.data.fingerprints.fields import stack_minutiae
 from biobench.data.fingerprints.generator import FingerprintGenerator
 from biobench.data.fingerprints.orientation import HENRY_CLASSES
-from biobench.data.fingerprints.readers import read_fingerprint_folder
-from biobench.data.sources import ArraySource, FileSource
+from biobench.data.fingerprints.readers import FingerprintRecords, read_fingerprint_folder
+from biobench.data.sources import ArraySource, FileSource, image_hw
 from biobench.metrics.verification import fvc_pairs
 from biobench.utils.cache import cached_arrays
 from biobench.utils.hashing import content_hash
@@ -51,6 +64,7 @@ class FingerprintDataModule(ClassificationDataModule):
         preload: bool = True,
         cache_dir: str | None = None,
         gen_workers: int = 0,
+        max_minutiae: int = 128,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -71,29 +85,47 @@ class FingerprintDataModule(ClassificationDataModule):
         self.preload = preload
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.gen_workers = gen_workers
+        self.max_minutiae = max_minutiae
 
     # -- the data ------------------------------------------------------------------------------------
     @cached_property
-    def _all(self) -> dict[str, Any]:
-        """Every image's source position, finger, impression rank and Henry class (``None`` when unknown)."""
+    def _generator(self) -> FingerprintGenerator:
+        return FingerprintGenerator(**self.generator_kwargs)
+
+    @cached_property
+    def _records(self) -> FingerprintRecords:
+        """The real folder's files and their fingers (listing only, nothing decoded)."""
+        return read_fingerprint_folder(self.data_dir, self.layout, self.pattern)
+
+    @cached_property
+    def _fingers(self) -> np.ndarray:
+        """Finger of every image, known without rendering or decoding (synthetic: the render's finger-major order)."""
         if self.data_dir is None:
-            gen = FingerprintGenerator(**self.generator_kwargs)
-            fingers = np.arange(self.n_fingers)
+            return np.repeat(np.arange(self.n_fingers, dtype=np.int64), self.impressions)
+        return self._records.finger
+
+    @cached_property
+    def _all(self) -> dict[str, Any]:
+        """Every image's ``source`` position, its per-sample ``fields`` and the ``content`` that identifies the set."""
+        if self.data_dir is None:
+            gen = self._generator
             arrays, _ = cached_arrays(
                 self.cache_dir,
                 "fingerprints",
-                (),  # everything that determines the prints is in the fingerprint below
+                (RENDER_VERSION,),  # everything else that determines the arrays is in the hash below
                 content_hash(gen.describe_content(), self.n_fingers, self.impressions, self._image_size),
                 self.n_fingers * self.impressions,
                 lambda: render_fingerprints(
-                    self.generator_kwargs, fingers, self.impressions, self._image_size, self.gen_workers
+                    self.generator_kwargs, np.arange(self.n_fingers), self.impressions, self._image_size,
+                    self.gen_workers,
                 ),
-            )
-            source = ArraySource(arrays["images"][:, None])
-            identity = [gen.describe_content(), self.n_fingers, self.impressions]
-            return {"source": source, "finger": arrays["finger"], "impression": arrays["impression"],
-                    "henry": arrays["henry"], "identity": identity}  # fmt: skip
-        records = read_fingerprint_folder(self.data_dir, self.layout, self.pattern)
+            )  # fmt: skip
+            images, minutiae, counts = arrays.pop("images"), arrays.pop("minutiae"), arrays["n_minutiae"]
+            rows = [m[:k] for m, k in zip(minutiae, counts, strict=True)]
+            fields = arrays | {"minutiae": stack_minutiae(rows, self.max_minutiae)[0]}
+            return {"source": ArraySource(images[:, None]), "fields": fields,
+                    "content": [gen.describe_content(), self.n_fingers, self.impressions]}  # fmt: skip
+        records = self._records
         order = np.argsort(records.finger, kind="stable")  # impression rank within each finger, in file order
         starts = np.r_[True, records.finger[order][1:] != records.finger[order][:-1]]
         rank = np.empty(len(records), dtype=np.int64)
@@ -101,69 +133,96 @@ class FingerprintDataModule(ClassificationDataModule):
         source = FileSource(records.paths, channels=1, size=self._image_size)
         if self.preload:
             source = source.preload(desc=f"decoding {self.data_dir.name}")
+        fields = {"finger": records.finger, "impression": rank, "n_minutiae": np.zeros(len(records), np.int64),
+                  "minutiae": np.zeros((len(records), self.max_minutiae, 4), np.float32)}  # fmt: skip
+        if records.henry is not None:
+            fields["henry"] = records.henry
         rel = [str(p.relative_to(self.data_dir)) for p in records.paths]
-        identity = [rel, [p.stat().st_size for p in records.paths], self.layout, self.pattern]
-        return {"source": source, "finger": records.finger, "impression": rank, "henry": records.henry,
-                "identity": identity}  # fmt: skip
+        content = [rel, [p.stat().st_size for p in records.paths], self.layout, self.pattern]
+        return {"source": source, "fields": fields, "content": content}
 
     @cached_property
     def _finger_split(self) -> dict[str, np.ndarray]:
-        """Sorted finger ids of the ``test`` split and of the train ``pool`` (train + validation)."""
-        fingers = np.unique(self._all["finger"])
+        """Sorted finger ids of the ``test``, ``val`` and ``train`` splits."""
+        fingers = np.unique(self._fingers)
         order = np.random.default_rng([self.split_seed, 31]).permutation(fingers)
         n_test = max(1, round(self.test_fraction * len(fingers)))
         if n_test >= len(fingers):
             raise ValueError(f"{len(fingers)} fingers are too few to hold out test_fraction={self.test_fraction}.")
-        return {"test": np.sort(order[:n_test]), "pool": np.sort(order[n_test:])}
-
-    def _split_samples(self, split: str) -> np.ndarray:
-        fingers = self._finger_split["test" if split == "test" else "pool"]
-        return np.flatnonzero(np.isin(self._all["finger"], fingers))
-
-    # -- ClassificationDataModule ------------------------------------------------------------------------
-    @property
-    def classes(self) -> list[str]:
-        if self.task == "henry":
-            return list(HENRY_CLASSES)
-        return [str(f) for f in self._finger_split["pool"]]
-
-    @property
-    def image_size(self) -> int | None:
-        return self._image_size
-
-    def _labels(self, ids: np.ndarray) -> np.ndarray:
-        if self.task == "finger":
-            return np.unique(self._all["finger"][ids], return_inverse=True)[1].astype(np.int64)
-        if self._all["henry"] is None:
-            raise ValueError(
-                f"data.task=henry needs Henry classes, but '{self.data_dir}' has no metadata.csv with a 'henry' "
-                "column for every image; use data.task=finger or add the labels."
-            )
-        return self._all["henry"][ids]
-
-    def load_split(self, split: str) -> tuple[Any, np.ndarray]:
-        ids = self._split_samples(split)
-        return _Subset(self._all["source"], ids), self._labels(ids)
-
-    def carve_val(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Validation = all images of a ``val_fraction`` of the pool's fingers (identity-disjoint from train)."""
-        fingers = self._all["finger"][self._split_samples("train")]
-        pool = np.unique(fingers)
-        rng = np.random.default_rng([self.split_seed, 37])
+        pool = np.sort(order[n_test:])
         n_val = round(self.val_fraction * len(pool))
         if n_val >= len(pool):
             raise ValueError(
                 f"data.val_fraction={self.val_fraction} leaves no training finger of the {len(pool)} outside the test "
                 "split; lower it or add fingers."
             )
-        val_fingers = rng.permutation(pool)[:n_val]
-        is_val = np.isin(fingers, val_fingers)
+        val = np.random.default_rng([self.split_seed, 37]).permutation(pool)[:n_val]
+        return {"test": np.sort(order[:n_test]), "val": np.sort(val), "train": np.setdiff1d(pool, val)}
+
+    def _split_samples(self, split: str) -> np.ndarray:
+        """Image positions of the ``test`` split or of the train pool (``train``: training + validation fingers)."""
+        return np.flatnonzero(np.isin(self._fingers, self._finger_split["test"]) == (split == "test"))
+
+    # -- ClassificationDataModule ------------------------------------------------------------------------
+    @property
+    def classes(self) -> list[str]:
+        if self.task == "henry":
+            return list(HENRY_CLASSES)
+        train = self._finger_split["train"]
+        return [str(f) for f in train] if self.data_dir is None else [self._records.finger_names[f] for f in train]
+
+    @property
+    def open_set_eval(self) -> bool:
+        return self.task == "finger"
+
+    @property
+    def num_identities(self) -> int:
+        return len(self._finger_split["train"])
+
+    @property
+    def image_size(self) -> int | None:
+        return self._image_size
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        if self._image_size is not None:
+            return (1, self._image_size, self._image_size)
+        if self.data_dir is None:
+            return (1, self._generator.size, self._generator.size)
+        return (1, *image_hw(self._records.paths[0]))
+
+    def _labels(self, ids: np.ndarray) -> np.ndarray:
+        fields = self._all["fields"]
+        if self.task == "finger":  # dense id within the finger's own split: training fingers 0..num_identities-1
+            fingers = fields["finger"][ids]
+            labels = np.empty(len(ids), dtype=np.int64)
+            for members in self._finger_split.values():
+                inside = np.isin(fingers, members)
+                labels[inside] = np.searchsorted(members, fingers[inside])
+            return labels
+        if "henry" not in fields:
+            raise ValueError(
+                f"data.task=henry needs Henry classes, but '{self.data_dir}' has no metadata.csv with a 'henry' "
+                "column for every image; use data.task=finger or add the labels."
+            )
+        return fields["henry"][ids]
+
+    def load_split(self, split: str) -> tuple[Any, dict[str, np.ndarray]]:
+        data = self._all  # read (and report unreadable files) before splitting
+        ids = self._split_samples(split)
+        fields = {k: v[ids] for k, v in data["fields"].items()}
+        return _Subset(data["source"], ids), fields | {"label": self._labels(ids)}
+
+    def carve_val(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Validation = all images of the validation fingers (identity-disjoint from train)."""
+        is_val = np.isin(self._fingers[self._split_samples("train")], self._finger_split["val"])
         return np.flatnonzero(is_val), np.flatnonzero(~is_val)
 
     def describe_content(self) -> Any:
-        henry = self._all["henry"]
-        return {"data": self._all["identity"], "task": self.task, "test_fraction": self.test_fraction,
-                "image_size": self._image_size, "finger": content_hash(self._all["finger"]),
+        fields = self._all["fields"]
+        henry = fields.get("henry")
+        return {"data": self._all["content"], "task": self.task, "test_fraction": self.test_fraction,
+                "image_size": self._image_size, "finger": content_hash(self._fingers),
                 "henry": None if henry is None else content_hash(henry)}  # fmt: skip
 
     # -- verification ------------------------------------------------------------------------------------
@@ -171,8 +230,7 @@ class FingerprintDataModule(ClassificationDataModule):
         """``finger`` and ``impression`` (rank) of every sample of a split, in the split's sample order."""
         self.setup("test" if split == "test" else "fit")
         dataset = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
-        ids = self._split_samples(split)[dataset.ids]
-        return {"finger": self._all["finger"][ids], "impression": self._all["impression"][ids]}
+        return {"finger": dataset.values("finger"), "impression": dataset.values("impression")}
 
     def verification_pairs(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
         """FVC genuine and impostor index pairs over a split's samples (see :func:`fvc_pairs`)."""

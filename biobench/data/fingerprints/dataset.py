@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from biobench.data.fingerprints.fields import encode_attributes, stack_minutiae
 from biobench.data.fingerprints.generator import FingerprintGenerator
 
 
@@ -16,12 +16,12 @@ class SyntheticFingerprints(Dataset):
     """``n_fingers x impressions`` prints of a generator, sample ``i`` = finger ``first_finger + i // impressions``.
 
     Each sample: ``image`` (uint8 ``[1, H, W]``, or ``transform(image)``), ``label`` (= ``finger``), ``finger``,
-    ``impression``, ``henry``, ``index``, the appearance ``attributes`` (device, condition, pressure, rotation, ...)
-    and ``minutiae`` as a fixed-size ``[max_minutiae, 4]`` float tensor of rows ``(x, y, angle, kind)`` padded with
-    zeros, the first ``n_minutiae`` valid, so the default collate batches it. Masters are cached per worker by the
-    generator (LRU, ``generator.cache_size``): reading the impressions of a finger in a row renders it once, while
-    shuffled access over more fingers than the cache holds re-renders masters (~0.6 s each); for training, render
-    once with ``FingerprintDataModule`` (cached on disk) or raise ``cache_size``.
+    ``impression``, ``henry``, ``index``, ``minutiae`` ``[max_minutiae, 4]`` with ``n_minutiae`` and the appearance
+    attributes (device, condition, pressure, rotation, ...) as numbers: the keys and encoding of
+    :class:`FingerprintDataModule` samples (:mod:`biobench.data.fingerprints.fields`). Masters are cached per worker
+    by the generator (LRU, ``generator.cache_size``): reading the impressions of a finger in a row renders it once,
+    while shuffled access over more fingers than the cache holds re-renders masters (~0.6 s each); for training,
+    render once with ``FingerprintDataModule`` (cached on disk) or raise ``cache_size``.
     """
 
     def __init__(
@@ -51,9 +51,7 @@ class SyntheticFingerprints(Dataset):
         finger, impression = self.first_finger + index // self.impressions, index % self.impressions
         imp = self.generator.impression(finger, impression)
         image = torch.from_numpy(imp.image)[None]
-        rows = imp.minutiae.to_array()[: self.max_minutiae]
-        minutiae = np.zeros((self.max_minutiae, 4), dtype=np.float32)
-        minutiae[: len(rows)] = rows
+        minutiae, n_minutiae = stack_minutiae([imp.minutiae.to_array()], self.max_minutiae)
         return {
             "image": self.transform(image) if self.transform else image,
             "label": finger,
@@ -61,7 +59,6 @@ class SyntheticFingerprints(Dataset):
             "impression": impression,
             "henry": self.generator.master(finger).henry,
             "index": index,
-            "attributes": imp.params.as_dict(),
-            "minutiae": torch.from_numpy(minutiae),
-            "n_minutiae": len(rows),
-        }
+            "minutiae": torch.from_numpy(minutiae[0]),
+            "n_minutiae": int(n_minutiae[0]),
+        } | {k: torch.as_tensor(v[0]) for k, v in encode_attributes([imp.params]).items()}

@@ -1,9 +1,12 @@
 """Generate many fingers x impressions in parallel: into memory (datamodules) or to disk in FVC naming.
 
-Work is split by finger (one master, then its impressions) over ``workers`` processes, each with one torch
-thread; ``workers=0`` runs in this process. Files on disk: ``<finger>_<impression>.png`` (1-based, as FVC),
-``<finger>_<impression>.minutiae.csv`` (``x,y,angle_deg,type``; angle and position as in
-:mod:`biobench.data.fingerprints.minutiae`) and one ``metadata.csv`` with every image's labels and attributes.
+In memory (:func:`render_fingerprints`): images resized to the served size, with each print's ground truth in the
+same coordinates (minutiae scaled by :meth:`Minutiae.scaled`) and its appearance attributes as numbers
+(:mod:`biobench.data.fingerprints.fields`). Work is split by finger (one master, then its impressions) over
+``workers`` processes, each with one torch thread; ``workers=0`` runs in this process. Files on disk:
+``<finger>_<impression>.png`` (1-based, as FVC), ``<finger>_<impression>.minutiae.csv`` (``x,y,angle_deg,type``;
+angle and position as in :mod:`biobench.data.fingerprints.minutiae`) and one ``metadata.csv`` with every image's
+labels and attributes.
 """
 
 from __future__ import annotations
@@ -21,11 +24,16 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from biobench.data.fingerprints.fields import encode_attributes, stack_minutiae
 from biobench.data.fingerprints.generator import FingerprintGenerator
-from biobench.data.fingerprints.impression import Impression
+from biobench.data.fingerprints.impression import Impression, ImpressionParams
 from biobench.data.fingerprints.minutiae import KIND_NAMES
 from biobench.data.fingerprints.orientation import HENRY_CLASSES
 from biobench.utils.io import atomic_write, write_text
+
+# Bumped whenever the arrays render_fingerprints returns change (its images: GENERATOR_VERSION), so render caches
+# of an older layout are not reused (1: images and labels only; 2: with minutiae and attributes).
+RENDER_VERSION = 2
 
 METADATA_FIELDS = (
     "file", "finger", "impression", "henry", "henry_name", "period", "n_minutiae", "device", "condition",
@@ -46,15 +54,23 @@ def _impressions(finger: int, n_impressions: int) -> Iterator[tuple[int, Impress
         yield i, _worker_generator.impression(finger, i)
 
 
-def _resized(image: np.ndarray, size: int | None) -> np.ndarray:
+def _resized(impression: Impression, size: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The impression's image resized to a ``size`` square (the generator's are square) and its minutiae rows
+    ``[n, 4]`` in the resized image's coordinates."""
+    image = impression.image
     if size is None or image.shape == (size, size):
-        return image
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+        return image, impression.minutiae.to_array()
+    resized = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    return resized, impression.minutiae.scaled(size / image.shape[1]).to_array()
 
 
-def _render_finger(finger: int, n_impressions: int, size: int | None) -> tuple[np.ndarray, int]:
-    images = np.stack([_resized(imp.image, size) for _, imp in _impressions(finger, n_impressions)])
-    return images, _worker_generator.master(finger).henry
+def _render_finger(
+    finger: int, n_impressions: int, size: int | None
+) -> tuple[np.ndarray, int, list[np.ndarray], list[ImpressionParams]]:
+    """One finger's impressions: images ``[n, H, W]``, Henry class, minutiae rows and parameters per impression."""
+    impressions = [imp for _, imp in _impressions(finger, n_impressions)]
+    images, minutiae = zip(*(_resized(imp, size) for imp in impressions), strict=True)
+    return np.stack(images), _worker_generator.master(finger).henry, list(minutiae), [i.params for i in impressions]
 
 
 def _export_finger(finger: int, n_impressions: int, out_dir: str) -> list[dict[str, Any]]:
@@ -110,16 +126,21 @@ def render_fingerprints(
     image_size: int | None = None,
     workers: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Images ``[N, H, W]`` uint8 and per-image ``finger``, ``impression``, ``henry`` (finger-major order)."""
+    """Per image, in finger-major order: ``images [N, H, W]`` uint8 (resized to ``image_size``), ``finger``,
+    ``impression``, ``henry``, ``minutiae [N, M, 4]`` zero-padded to the most any print has with ``n_minutiae``,
+    in the resized images' coordinates, and every appearance attribute (:data:`fields.ATTRIBUTES`)."""
     results = _map_fingers(_render_finger, fingers, (n_impressions, image_size), generator_kwargs, workers,
                            "generating fingerprints")  # fmt: skip
-    n = len(results) * n_impressions
+    images, henry, minutiae, params = zip(*results, strict=True)
+    padded, counts = stack_minutiae([rows for finger_rows in minutiae for rows in finger_rows])
     return {
-        "images": np.concatenate([images for images, _ in results]).reshape(n, *results[0][0].shape[1:]),
+        "images": np.concatenate(images),
         "finger": np.repeat(np.asarray(fingers, dtype=np.int64), n_impressions),
         "impression": np.tile(np.arange(n_impressions, dtype=np.int64), len(results)),
-        "henry": np.repeat(np.asarray([h for _, h in results], dtype=np.int64), n_impressions),
-    }
+        "henry": np.repeat(np.asarray(henry, dtype=np.int64), n_impressions),
+        "minutiae": padded,
+        "n_minutiae": counts,
+    } | encode_attributes([p for finger_params in params for p in finger_params])
 
 
 def export_fingerprints(

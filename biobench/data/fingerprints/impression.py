@@ -27,6 +27,7 @@ from biobench.data.fingerprints.minutiae import Minutiae, depth
 from biobench.data.fingerprints.noise import smooth_noise
 
 DEVICES: tuple[str, ...] = ("optical", "capacitive", "rolled_ink")
+CONDITIONS: tuple[str, ...] = ("dry", "normal", "wet")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class ImpressionParams:
 
     @property
     def condition(self) -> str:
-        """Skin condition named from the pressure: dry, normal or wet."""
+        """Skin condition named from the pressure: one of :data:`CONDITIONS`."""
         return "dry" if self.pressure < -1 / 3 else "wet" if self.pressure > 1 / 3 else "normal"
 
     def as_dict(self) -> dict:

@@ -36,6 +36,14 @@ class Minutiae:
     def select(self, keep: np.ndarray) -> Minutiae:
         return Minutiae(self.xy[keep], self.angle[keep], self.kind[keep])
 
+    def scaled(self, factor: float) -> Minutiae:
+        """The minutiae of the image resized by ``factor`` in x and y (angles unchanged: the scaling is isotropic).
+
+        Pixel centres sit at integer coordinates, as in PIL's and torch's (``align_corners=False``) resizing, so a
+        point moves to ``(x + 0.5) * factor - 0.5``.
+        """
+        return Minutiae((self.xy + 0.5) * factor - 0.5, self.angle, self.kind)
+
     def to_array(self) -> np.ndarray:
         """``[N, 4]`` float32 rows ``(x, y, angle, kind)``."""
         return np.column_stack([self.xy, self.angle, self.kind]).astype(np.float32).reshape(-1, 4)

@@ -12,6 +12,8 @@ from biobench.pruning.scores.base import Score, ScoreContext
 
 
 class AUMScore(Score):
+    version = 1
+
     def __call__(self, ctx: ScoreContext) -> np.ndarray:
         margins = [
             r.target_prob.astype(np.float64).mean(axis=1) - r.other_max_prob.astype(np.float64).mean(axis=1)

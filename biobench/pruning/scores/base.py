@@ -1,11 +1,17 @@
-"""The score interface."""
+"""The score interface.
+
+Scores are cached on disk (see :meth:`biobench.pruning.pruner.Pruner.scores`), keyed by :meth:`Score.config`, which
+includes the class attribute ``version``. Bump a score's ``version`` whenever its formula changes (anything that
+changes its values for the same inputs, a bug fix included), so cached values of the old formula are not reused;
+refactors that keep the values keep the number.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,7 +26,7 @@ def _no_proxies() -> list[ProxyRecord]:
 class ScoreContext:
     """What a score may use.
 
-    ``datamodule``: the training set (``train_labels``, ``fingerprint()``); ``seed``;
+    ``datamodule``: the training set (``train_labels``, ``data_hash()``); ``seed``;
     ``proxies()``: the K proxy models' :class:`ProxyRecord` s, trained (or read from the cache) on first call,
     so scores that do not need them cost nothing.
     """
@@ -31,15 +37,27 @@ class ScoreContext:
 
 
 class Score(ABC):
-    """Maps the training set to one float per sample (by ``index``); higher = harder / more informative."""
+    """Maps the training set to one float per sample (by ``index``); higher = harder / more informative.
+
+    Every concrete score declares ``version`` (an int, see the module docstring).
+    """
+
+    version: ClassVar[int]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(getattr(cls, "version", None), int):
+            raise TypeError(f"{cls.__name__} must declare a code version: `version = 1` (an int) in its class body.")
 
     @abstractmethod
     def __call__(self, ctx: ScoreContext) -> np.ndarray:
         """Return ``float64 [N]`` scores for the ``N`` training samples."""
 
     def config(self) -> dict[str, Any]:
-        """What defines this score's values (for cache keys): class name + constructor settings."""
-        return {"score": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
+        """What defines this score's values (for cache keys and ``subset.json``): class name, code version and
+        constructor settings."""
+        settings = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return {"score": type(self).__name__, "version": self.version, **settings}
 
 
 def check_recorded_epochs(records: list[ProxyRecord], key: str, epochs: int) -> None:

@@ -21,6 +21,8 @@ def dynamic_uncertainty(record: ProxyRecord, window: int) -> np.ndarray:
 
 
 class DynamicUncertaintyScore(Score):
+    version = 1
+
     def __init__(self, window: int = 3) -> None:
         if int(window) != window or window < 2:
             raise ValueError(f"pruning.score.window must be an integer >= 2, got {window!r}.")

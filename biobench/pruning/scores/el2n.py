@@ -12,6 +12,8 @@ from biobench.pruning.scores.base import Score, ScoreContext, check_recorded_epo
 
 
 class EL2NScore(Score):
+    version = 1
+
     def __init__(self, epochs: int = 3) -> None:
         if int(epochs) != epochs or epochs < 1:
             raise ValueError(f"pruning.score.epochs must be a positive integer, got {epochs!r}.")

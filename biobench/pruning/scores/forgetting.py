@@ -21,5 +21,7 @@ def forgetting_events(record: ProxyRecord) -> np.ndarray:
 
 
 class ForgettingScore(Score):
+    version = 1
+
     def __call__(self, ctx: ScoreContext) -> np.ndarray:
         return np.mean([forgetting_events(r) for r in ctx.proxies()], axis=0, dtype=np.float64)

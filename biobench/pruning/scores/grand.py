@@ -27,6 +27,8 @@ def last_layer_grad_norm(record: ProxyRecord) -> np.ndarray:
 
 
 class GraNdScore(Score):
+    version = 1
+
     def __init__(self, mode: str = "last_layer") -> None:
         if mode not in MODES:
             raise ValueError(f"pruning.score.mode must be one of {list(MODES)}, got {mode!r}.")

@@ -33,6 +33,8 @@ def class_median(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 class ModerateScore(Score):
+    version = 1
+
     def __call__(self, ctx: ScoreContext) -> np.ndarray:
         labels = np.asarray(ctx.datamodule.train_labels)
         dist = np.mean([median_distances(r.features, labels) for r in ctx.proxies()], axis=0, dtype=np.float64)

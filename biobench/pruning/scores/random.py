@@ -8,5 +8,7 @@ from biobench.pruning.scores.base import Score, ScoreContext
 
 
 class RandomScore(Score):
+    version = 1
+
     def __call__(self, ctx: ScoreContext) -> np.ndarray:
         return np.random.default_rng(ctx.seed).random(len(ctx.datamodule.train_labels))

@@ -71,6 +71,8 @@ def expert_agreement(probs: Sequence[np.ndarray], eps: float = 1e-12) -> np.ndar
 class SIMScore(Score):
     """Hardness ``1 - q`` with q the combination of the enabled SIM terms (see module docstring)."""
 
+    version = 1
+
     def __init__(
         self,
         separability: bool = True,

@@ -27,6 +27,8 @@ def uncertainty(probs: np.ndarray, method: str) -> np.ndarray:
 
 
 class UncertaintyScore(Score):
+    version = 1
+
     def __init__(self, method: str = "least_confidence") -> None:
         if method not in METHODS:
             raise ValueError(f"pruning.score.method must be one of {list(METHODS)}, got {method!r}.")

@@ -1,0 +1,68 @@
+"""``System``: the base of biobench's LightningModules (the :class:`biobench.contracts.System` contract).
+
+A system declares, as class attributes, what the entrypoints need to build, select, resume and evaluate it:
+
+- ``data_args``: the :class:`~biobench.contracts.DataSpec` fields its constructor takes (``"spec"`` = the whole
+  spec); the entrypoints pass exactly these, so no entrypoint knows any system.
+- ``metrics``: the metric names it logs (``train/loss``, ``val/acc``, ...); ``monitor`` and ``optimized_metric``
+  are checked against them (and against :mod:`biobench.metrics.registry` for their direction) before training.
+- ``checked_hparams``: hyperparameters a checkpoint must share with the configured model (architecture, classes).
+- ``checkpoint_excluded_prefixes``: state not saved with the system (a KD student's teacher).
+- ``shape_flexible_prefixes``: buffers whose shape may legitimately differ from a fresh model's (CompressAI's
+  CDF tables after ``update()``); such a system loads them in its own ``load_state_dict``.
+- ``requires_checkpoint``: whether evaluation needs ``ckpt_path`` (a wrapper around a frozen recognizer does not).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+
+
+class System(pl.LightningModule):
+    """LightningModule with the declarations above and checkpoint checks that name the file and what differs."""
+
+    data_args: ClassVar[tuple[str, ...]] = ()
+    metrics: ClassVar[tuple[str, ...]] = ()
+    checked_hparams: ClassVar[tuple[str, ...]] = ()
+    checkpoint_excluded_prefixes: ClassVar[tuple[str, ...]] = ()
+    shape_flexible_prefixes: ClassVar[tuple[str, ...]] = ()
+    requires_checkpoint: ClassVar[bool] = True
+
+    def _own_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in state.items() if not k.startswith(self.checkpoint_excluded_prefixes)}
+
+    def check_checkpoint(self, checkpoint: dict[str, Any], path: str) -> None:
+        """Raise a ``ValueError`` if ``checkpoint`` was saved by another model than this one.
+
+        Compared: ``checked_hparams``, state keys (excluded prefixes ignored, so checkpoints written before a part
+        was excluded still fit) and tensor shapes (``shape_flexible_prefixes`` ignored)."""
+        saved = checkpoint.get("hyper_parameters", {})
+        mine = dict(self.hparams)
+        differ = {
+            k: (saved.get(k), mine.get(k))
+            for k in self.checked_hparams
+            if k in saved and k in mine and saved[k] != mine[k]
+        }
+        state = self._own_state(checkpoint["state_dict"])
+        own = self._own_state(self.state_dict())
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shapes = sorted(
+            k
+            for k in set(own) & set(state)
+            if not k.startswith(self.shape_flexible_prefixes) and tuple(own[k].shape) != tuple(state[k].shape)
+        )
+        if differ or missing or unexpected or shapes:
+            detail = "; ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in differ.items())
+            raise ValueError(
+                f"Checkpoint '{path}' was saved by a different model than the one configured ({type(self).__name__}). "
+                f"{detail + '. ' if detail else ''}Missing keys: {missing[:3]}, unexpected: {unexpected[:3]}, "
+                f"shape mismatches: {shapes[:3]}. Use the experiment/model config the checkpoint was trained with."
+            )
+
+    def load_weights(self, checkpoint: dict[str, Any]) -> None:
+        """Load a checked checkpoint's weights (a system with excluded prefixes keeps that state through its own
+        ``load_state_dict`` pre-hook, as the KD student does for its teacher)."""
+        self.load_state_dict(checkpoint["state_dict"])
