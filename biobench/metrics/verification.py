@@ -1,4 +1,6 @@
-"""Verification metrics (functional core): FVC comparison pairs, ROC, TAR at a FAR, and the equal error rate.
+"""Verification metrics: FVC comparison pairs, ROC, TAR at a FAR, the equal error rate and rank-1 identification,
+as a functional core (numpy scores; torch embeddings) and :class:`VerificationMetrics`, a torchmetrics ``Metric``
+that collects embeddings across batches and processes.
 
 Scores are similarities (higher = more likely the same finger). Conventions (FVC / NIST):
 
@@ -8,12 +10,21 @@ Scores are similarities (higher = more likely the same finger). Conventions (FVC
   ``floor(x * n) + 1``-th best impostor, so at most a share ``x`` of impostors scores above it -- and TAR is the
   share of genuine scores above it (the achieved FAR never exceeds ``x``);
 - EER: the error rate where the false accept rate equals the false reject rate (linear interpolation between
-  the two ROC points that bracket the crossing).
+  the two ROC points that bracket the crossing);
+- rank-1: the gallery holds the first impression of every finger, every other impression is a probe; a probe is
+  identified when its most similar gallery sample (cosine) is of its finger.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 
 def fvc_pairs(finger: np.ndarray, impression: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,3 +91,109 @@ def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> float:
     d0, d1 = frr[k - 1] - far[k - 1], frr[k] - far[k]
     w = d0 / (d0 - d1) if d0 != d1 else 0.0
     return float(far[k - 1] + w * (far[k] - far[k - 1]))
+
+
+def far_name(far: float) -> str:
+    """Metric leaf of a TAR at ``far``: ``tar@far=1e-3``."""
+    mantissa, exponent = f"{far:.0e}".split("e")
+    return f"tar@far={mantissa}e{int(exponent)}"
+
+
+def pair_similarities(embeddings: torch.Tensor, pairs: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
+    """Cosine similarity of the row pairs ``pairs [P, 2]`` of ``embeddings [N, D]`` (gathered ``chunk`` pairs at a
+    time, so memory stays bounded for the F (F - 1) / 2 impostor pairs of a large set)."""
+    e = F.normalize(embeddings.float(), dim=1)
+    if len(pairs) == 0:
+        return e.new_zeros(0)
+    return torch.cat([(e[p[:, 0]] * e[p[:, 1]]).sum(1) for p in pairs.split(chunk)])
+
+
+def rank1_identification(
+    embeddings: torch.Tensor, finger: np.ndarray, impression: np.ndarray, chunk: int = 4096
+) -> float:
+    """Share of probes whose most similar gallery sample (cosine) is of their finger; the gallery is the first
+    (lowest) impression of every finger, the probes are the other impressions (``nan`` when there are none)."""
+    finger, impression = np.asarray(finger), np.asarray(impression)
+    order = np.lexsort((impression, finger))
+    first = np.r_[True, finger[order][1:] != finger[order][:-1]]
+    gallery, probes = order[first], order[~first]
+    if len(probes) == 0:
+        return float("nan")
+    e = F.normalize(embeddings.float(), dim=1)
+    g = e[torch.as_tensor(gallery, device=e.device)]
+    probe_rows = torch.as_tensor(probes, device=e.device)
+    nearest = torch.cat([(e[rows] @ g.T).argmax(1) for rows in probe_rows.split(chunk)]).cpu().numpy()
+    return float(np.mean(finger[gallery][nearest] == finger[probes]))
+
+
+class VerificationMetrics(Metric):
+    """TAR at each FAR of ``fars``, EER and rank-1 of embeddings labelled by finger and impression (FVC protocol).
+
+    ``update(embeddings [N, D], finger [N], impression [N], index [N])`` over batches (and processes: the states are
+    concatenated across ranks); ``compute()`` keeps one row per sample ``index`` (DistributedSampler pads ranks
+    with repeated samples), scores the FVC pairs by cosine similarity and returns ``{"tar@far=1e-2": ..., "eer": ...,
+    "rank1": ...}``. The per-pair ``genuine`` / ``impostor`` scores and the pairs' sample indices
+    (``genuine_index`` / ``impostor_index`` ``[P, 2]``) of the last ``compute()`` are kept in :attr:`scores`.
+    """
+
+    is_differentiable = False
+    higher_is_better = None
+    full_state_update = False
+
+    def __init__(self, fars: Sequence[float] = (1e-2, 1e-3, 1e-4), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fars = tuple(float(f) for f in fars)
+        for name in ("embeddings", "finger", "impression", "index"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+        self.scores: dict[str, np.ndarray] = {}
+
+    def update(
+        self, embeddings: torch.Tensor, finger: torch.Tensor, impression: torch.Tensor, index: torch.Tensor
+    ) -> None:
+        n = len(embeddings)
+        if embeddings.ndim != 2 or any(t.shape != (n,) for t in (finger, impression, index)):
+            raise ValueError(
+                f"VerificationMetrics.update needs embeddings [N, D] and finger / impression / index [N], got "
+                f"{tuple(embeddings.shape)}, {tuple(finger.shape)}, {tuple(impression.shape)}, {tuple(index.shape)}."
+            )
+        self.embeddings.append(embeddings.detach().float())
+        self.finger.append(finger.long())
+        self.impression.append(impression.long())
+        self.index.append(index.long())
+
+    def _unique_samples(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:
+        """``(embeddings, finger, impression, index)`` with one row per sample index (its first occurrence)."""
+        if isinstance(self.index, list) and not self.index:  # a list before, a tensor after a sync across ranks
+            raise ValueError("VerificationMetrics.compute: no samples were given (update was never called).")
+        index = dim_zero_cat(self.index).cpu().numpy()
+        finger, impression = dim_zero_cat(self.finger).cpu().numpy(), dim_zero_cat(self.impression).cpu().numpy()
+        unique, first, inverse = np.unique(index, return_index=True, return_inverse=True)
+        clash = (finger[first][inverse] != finger) | (impression[first][inverse] != impression)
+        if clash.any():
+            raise ValueError(
+                f"VerificationMetrics: sample index {index[clash][0]} came with different finger / impression labels."
+            )
+        embeddings = dim_zero_cat(self.embeddings)[torch.as_tensor(first, device=self.device)]
+        return embeddings, finger[first], impression[first], unique
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        embeddings, finger, impression, index = self._unique_samples()
+        genuine_pairs, impostor_pairs = fvc_pairs(finger, impression)
+        genuine, impostor = (
+            pair_similarities(embeddings, torch.as_tensor(p, device=embeddings.device)).cpu().double().numpy()
+            for p in (genuine_pairs, impostor_pairs)
+        )
+        self.scores = {
+            "genuine": genuine,
+            "impostor": impostor,
+            "genuine_index": index[genuine_pairs],
+            "impostor_index": index[impostor_pairs],
+        }
+        results = {far_name(far): tar_at_far(genuine, impostor, far) for far in self.fars}
+        results["eer"] = equal_error_rate(genuine, impostor)
+        results["rank1"] = rank1_identification(embeddings, finger, impression)
+        return {k: torch.tensor(v, dtype=torch.float32) for k, v in results.items()}
+
+    def reset(self) -> None:
+        super().reset()
+        self.scores = {}

@@ -13,7 +13,6 @@ a plain classifier's).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,17 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 
-from biobench.models.nets import create_net
+from biobench.models.nets.loading import fold_batchnorm, load_classifier_net
 from biobench.models.pruned_classifier import PrunedClassifier, trainer_data_hash
 from biobench.utils.cache import cached_arrays
-from biobench.utils.checkpoint import read_checkpoint
 from biobench.utils.config import to_plain
 from biobench.utils.hashing import content_hash
 
 SCHEDULES = ("constant", "linear", "table")
-log = logging.getLogger(__name__)
 
 
 def kd_loss(
@@ -79,37 +75,16 @@ def kd_alpha(
 
 
 def load_teacher(path: str | Path, num_classes: int, in_chans: int) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a classifier checkpoint's network, frozen in eval mode; returns (net, checkpoint)."""
-    ckpt = read_checkpoint(path)
-    hp = ckpt.get("hyper_parameters", {})
-    if "net" not in hp or "num_classes" not in hp:
+    """Rebuild a classifier checkpoint's network, frozen in eval mode, checked to predict the student's classes
+    from the student's channels; returns (net, checkpoint)."""
+    net, ckpt = load_classifier_net(path)
+    hp = ckpt["hyper_parameters"]
+    if (hp["num_classes"], hp["in_chans"]) != (num_classes, in_chans):
         raise ValueError(
-            f"Teacher checkpoint '{path}' does not come from a biobench classifier (no net / num_classes)."
-        )
-    if (hp["num_classes"], hp.get("in_chans", in_chans)) != (num_classes, in_chans):
-        raise ValueError(
-            f"Teacher checkpoint '{path}' predicts {hp['num_classes']} classes from {hp.get('in_chans')} channels, "
+            f"Teacher checkpoint '{path}' predicts {hp['num_classes']} classes from {hp['in_chans']} channels, "
             f"but the student's data has {num_classes} classes and {in_chans} channels. Train the teacher on this data."
         )
-    spec = dict(hp["net"])
-    net = create_net(spec.pop("name"), num_classes=num_classes, in_chans=in_chans, **spec)
-    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"Teacher checkpoint '{path}' does not fit its own network spec {hp['net']}: {err}") from err
-    net.eval().requires_grad_(False)
     return net, ckpt
-
-
-def fold_batchnorm(net: nn.Module) -> nn.Module:
-    """The eval-mode ``net`` with every Conv -> BatchNorm pair folded into one convolution (the same outputs up to
-    float rounding, a faster forward pass); ``net`` itself if torch.fx cannot trace it (data-dependent control flow)."""
-    try:
-        return fuse_conv_bn(net)
-    except Exception as err:  # torch.fx raises many kinds of errors on untraceable nets
-        log.warning("Teacher runs without BatchNorm folding: %s cannot be traced (%s).", type(net).__name__, err)
-        return net
 
 
 def _drop_teacher_state(module: KDStudent, state: dict[str, Any], prefix: str, local_metadata: Any) -> None:

@@ -18,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from biobench.models.base import System
 from biobench.models.nets import create_net
+from biobench.models.nets.loading import TRAINING_SPEC_KEY
 from biobench.utils.config import to_plain
 
 
@@ -123,10 +124,12 @@ class PrunedClassifier(System):
         return {"index": batch["index"], "logits": self.net.forward_head(feats).float(), "features": feats.float()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record which data the weights were trained on (a KD student checks its teacher against it)."""
+        """Record which data the weights were trained on (a KD student checks its teacher against the hash) and the
+        spec of the images they saw (a classifier Recognizer resizes and normalises to it)."""
         data_hash = trainer_data_hash(self.trainer)
         if data_hash:
             checkpoint["data_hash"] = data_hash
+            checkpoint[TRAINING_SPEC_KEY] = self.trainer.datamodule.spec.as_dict()
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())

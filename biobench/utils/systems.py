@@ -50,7 +50,8 @@ def build_system(model_cfg: DictConfig, spec: DataSpec) -> Any:
                 "data.task=finger for num_identities)."
             )
         kwargs[name] = value
-    return instantiate(model_cfg, **kwargs)
+    # passed to the built partial, not to instantiate (which would turn a DataSpec into a config node)
+    return instantiate(model_cfg, _partial_=True)(**kwargs)
 
 
 def check_monitor(monitor: Mapping[str, Any] | None, cls: type) -> None:
