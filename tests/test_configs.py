@@ -35,7 +35,9 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
         data = [f"data.data_dir={make_image_folder(tmp_path / 'folder')}"]
     elif "fingerprint" in experiment:
         tiny = ["data.n_fingers=10", "data.impressions=2", "data.generator.size=128", "data.image_size=64"]
-        data = [*tiny, "data.gen_workers=0", "data.val_fraction=0.2", "model.net.stem_pool=2"]
+        data = [*tiny, "data.gen_workers=0", "data.val_fraction=0.2"]
+        if not experiment.startswith("verify_"):
+            data.append("model.net.stem_pool=2")
     elif experiment.startswith("prune_cifar"):
         variant = 100 if experiment.endswith("100") else 10
         data = [f"data.data_dir={make_cifar_folder(tmp_path / 'cifar', variant)}"]
@@ -45,7 +47,8 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
         teacher = experiment.replace("kd_", "teacher_")
         return [*data, f"model.teacher_ckpt={teacher_checkpoint(tmp_path, teacher, data)}"]
     if experiment.startswith("verify_"):  # a Henry-class classifier's features as the recognizer under test
-        return [*data, f"recognizer.path={teacher_checkpoint(tmp_path, 'teacher_fingerprint_class', data)}"]
+        teacher = teacher_checkpoint(tmp_path, "teacher_fingerprint_class", [*data, "model.net.stem_pool=2"])
+        return [*data, f"recognizer.path={teacher}"]
     return data
 
 

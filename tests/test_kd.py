@@ -184,6 +184,18 @@ def test_cached_teacher_logits_equal_online_ones_without_augmentation(teacher: P
         model._cached_teacher_logits(augmented)
 
 
+def test_teacher_logit_cache_key_covers_normalisation_and_code_version(monkeypatch) -> None:
+    from biobench.data import DigitsDataModule
+    from biobench.models import kd_student
+
+    base = kd_student.teacher_logits_key("abc", DigitsDataModule())
+    assert base == kd_student.teacher_logits_key("abc", DigitsDataModule(batch_size=7))  # loader knobs do not count
+    assert base != kd_student.teacher_logits_key("abc", DigitsDataModule(mean=[0.3], std=[0.38]))
+    assert base != kd_student.teacher_logits_key("abd", DigitsDataModule())
+    monkeypatch.setattr(kd_student, "TEACHER_LOGITS_VERSION", kd_student.TEACHER_LOGITS_VERSION + 1)
+    assert base != kd_student.teacher_logits_key("abc", DigitsDataModule())
+
+
 def test_kd_from_a_clean_teacher_beats_cross_entropy_on_noisy_labels(teacher: Path) -> None:
     """40% of the student's training labels are wrong; the clean teacher's soft targets correct much of it."""
     import pytorch_lightning as pl

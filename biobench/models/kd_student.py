@@ -4,11 +4,11 @@ ICML 2025): the student trains on the kept samples with soft targets from a teac
 Loss: (1 - alpha) CE(y, s) + alpha T^2 KL(softmax(t / T) || softmax(s / T)). The paper finds the best alpha grows
 as less data is kept, so alpha can follow the keep ratio (``alpha_schedule``): ``constant``; ``linear`` in the
 pruned fraction, alpha_min + (alpha_max - alpha_min) (1 - keep_ratio); or a ``table`` {keep_ratio: alpha},
-interpolated linearly. The teacher runs frozen, in eval mode, on the student's (augmented) batch (``teacher_logits:
-online``), or, for training without augmentation, its logits are computed once per (teacher file, data) and cached
-on disk (``cached``). The online teacher has its BatchNorm folded into the convolutions (equivalent in eval mode up
-to float rounding) and runs in the student's memory format; it is not part of the student's checkpoint (which stays
-a plain classifier's).
+interpolated linearly. The teacher runs frozen, in eval mode, on the student's (augmented) batch
+(``teacher_logits: online``), or, for training without augmentation, its logits are computed once per (teacher file,
+data, normalisation, code version) and cached on disk (``cached``). The online teacher has its BatchNorm folded into
+the convolutions (equivalent in eval mode up to float rounding) and runs in the student's memory format; it is not
+part of the student's checkpoint (which stays a plain classifier's).
 """
 
 from __future__ import annotations
@@ -72,6 +72,17 @@ def kd_alpha(
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"KD alpha must lie in [0, 1], got {value} ({schedule} schedule at keep ratio {keep_ratio}).")
     return value
+
+
+# Version of the cached teacher logits: bump it when how they are computed changes (the teacher's forward pass, the
+# eval transform), so caches written by older code are not reused.
+TEACHER_LOGITS_VERSION = 1
+
+
+def teacher_logits_key(teacher_hash: str, datamodule: Any) -> tuple:
+    """What cached teacher logits depend on besides the data: the teacher file, the code version and the pixels the
+    teacher saw (normalisation; augmentation is refused for cached logits)."""
+    return (teacher_hash, TEACHER_LOGITS_VERSION, datamodule.transform_settings())
 
 
 def load_teacher(path: str | Path, num_classes: int, in_chans: int) -> tuple[nn.Module, dict[str, Any]]:
@@ -183,7 +194,7 @@ class KDStudent(PrunedClassifier):
                 out[batch["index"]] = self.teacher(batch["image"].to(self.device)).float().cpu()
             return {"logits": out.numpy()}
 
-        key = (self.teacher_hash,)
+        key = teacher_logits_key(self.teacher_hash, datamodule)
         arrays, _ = cached_arrays(self.cache_dir, "teacher_logits", key, datamodule.data_hash(), n, compute)
         return torch.from_numpy(arrays["logits"])
 

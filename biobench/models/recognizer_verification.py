@@ -30,16 +30,21 @@ BATCH_KEYS = ("image", "finger", "impression", "index")
 
 
 def roc_det_figure(genuine: np.ndarray, impostor: np.ndarray) -> Figure:
-    """ROC (TAR vs FAR) and DET (FRR vs FAR) on log axes; points with a zero rate are left off the log scales."""
+    """ROC (TAR vs FAR) and DET (FRR vs FAR) on log axes; points with a zero rate are left off the log scales (an
+    axis with no such point, e.g. from a handful of pairs, stays linear)."""
     far, tar, _ = roc(genuine, impostor)
     fig = Figure(figsize=(9, 4), layout="constrained")
     ax_roc, ax_det = fig.subplots(1, 2)
-    shown = far > 0
-    ax_roc.plot(far[shown], tar[shown])
-    ax_roc.set(xscale="log", xlabel="false accept rate", ylabel="true accept rate", title="ROC", ylim=(0, 1.01))
-    shown &= tar < 1
-    ax_det.plot(far[shown], 1 - tar[shown])
-    ax_det.set(xscale="log", yscale="log", xlabel="false accept rate", ylabel="false reject rate", title="DET")
+    on_roc = far > 0
+    on_det = on_roc & (tar < 1)
+    ax_roc.plot(far[on_roc], tar[on_roc])
+    ax_roc.set(xlabel="false accept rate", ylabel="true accept rate", title="ROC", ylim=(0, 1.01))
+    ax_det.plot(far[on_det], 1 - tar[on_det])
+    ax_det.set(xlabel="false accept rate", ylabel="false reject rate", title="DET")
+    if on_roc.any():
+        ax_roc.set_xscale("log")
+    if on_det.any():
+        ax_det.set(xscale="log", yscale="log")
     for ax in (ax_roc, ax_det):
         ax.grid(True, which="both", alpha=0.3)
     return fig
