@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,16 @@ class SubsetDataModule(DataModule, Protocol):
 
     def transform_settings(self) -> dict[str, Any]:
         """The train / eval transform settings (augmentation, normalisation) that caches of trained models key on."""
+        ...
+
+    def shuffled_train_loader(
+        self, indices: np.ndarray | None = None, seed: int = 0, batch_size: int | None = None
+    ) -> DataLoader:
+        """Augmented training samples (default: all) in an order fixed by (seed, epoch): proxy training."""
+        ...
+
+    def train_eval_dataloader(self) -> DataLoader:
+        """Every training sample in ``index`` order with eval transforms: features, scores, teacher logits."""
         ...
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from biobench.contracts import SubsetDataModule
 from biobench.models.nets.loading import fold_batchnorm, load_classifier_net
 from biobench.models.pruned_classifier import PrunedClassifier, trainer_data_hash
 from biobench.utils.cache import cached_arrays
@@ -79,7 +80,7 @@ def kd_alpha(
 TEACHER_LOGITS_VERSION = 1
 
 
-def teacher_logits_key(teacher_hash: str, datamodule: Any) -> tuple:
+def teacher_logits_key(teacher_hash: str, datamodule: SubsetDataModule) -> tuple:
     """What cached teacher logits depend on besides the data: the teacher file, the code version and the pixels the
     teacher saw (normalisation; augmentation is refused for cached logits)."""
     return (teacher_hash, TEACHER_LOGITS_VERSION, datamodule.transform_settings())
@@ -178,7 +179,7 @@ class KDStudent(PrunedClassifier):
         if stage == "fit" and self.teacher_logits == "cached" and self.cached_logits is None:
             self.cached_logits = self._cached_teacher_logits(self.trainer.datamodule)
 
-    def _cached_teacher_logits(self, datamodule: Any) -> torch.Tensor:
+    def _cached_teacher_logits(self, datamodule: SubsetDataModule | None) -> torch.Tensor:
         """Teacher logits ``[N, C]`` of every training sample, by index, from the disk cache or one eval pass."""
         if datamodule is None or getattr(datamodule, "crop_padding", 0) or getattr(datamodule, "hflip", False):
             raise ValueError(

@@ -22,6 +22,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from biobench.contracts import SubsetDataModule
 from biobench.models.pruned_classifier import PrunedClassifier
 from biobench.pruning.dynamics import ProxyRecord
 from biobench.pruning.grad_norm import per_sample_grad_norms
@@ -63,12 +64,12 @@ class ProxyStage:
             )
         self.cost_s = 0.0  # training time spent by the last run() (0 when every record came from the cache)
 
-    def key(self, datamodule: Any) -> dict[str, Any]:
+    def key(self, datamodule: SubsetDataModule) -> dict[str, Any]:
         """What the records depend on besides the data and the seed (hardware settings excluded)."""
         settings = {k: v for k, v in asdict(self).items() if k not in ("accelerator", "precision")}
         return {**settings, "version": PROXY_VERSION, "transforms": datamodule.transform_settings()}
 
-    def run(self, datamodule: Any, seed: int, cache_dir: Path | None = None) -> list[ProxyRecord]:
+    def run(self, datamodule: SubsetDataModule, seed: int, cache_dir: Path | None = None) -> list[ProxyRecord]:
         """Train (or load) the K experts; ``self.cost_s`` says how long training took."""
         n = len(datamodule.train_labels)
         records, self.cost_s = [], 0.0
@@ -84,7 +85,7 @@ class ProxyStage:
             records.append(ProxyRecord(**{f.name: arrays[f.name] for f in fields(ProxyRecord) if f.name in arrays}))
         return records
 
-    def _train_one(self, datamodule: Any, seed: int) -> dict[str, np.ndarray]:
+    def _train_one(self, datamodule: SubsetDataModule, seed: int) -> dict[str, np.ndarray]:
         start = time.perf_counter()
         pl.seed_everything(seed, verbose=False)
         labels = np.asarray(datamodule.train_labels)
@@ -92,7 +93,7 @@ class ProxyStage:
             torch.optim.SGD, lr=self.lr, momentum=self.momentum, nesterov=True, weight_decay=self.weight_decay
         )
         scheduler = partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.epochs)
-        model = PrunedClassifier(self.net, datamodule.num_classes, datamodule.in_chans, optimizer, scheduler)
+        model = PrunedClassifier(self.net, datamodule.spec.num_classes, datamodule.spec.in_chans, optimizer, scheduler)
         recorder = DynamicsRecorder(len(labels), self.epochs)
         trainer = pl.Trainer(
             max_epochs=self.epochs,

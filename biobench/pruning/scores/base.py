@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from biobench.contracts import SubsetDataModule
 from biobench.pruning.dynamics import ProxyRecord
 
 
@@ -31,7 +32,7 @@ class ScoreContext:
     so scores that do not need them cost nothing.
     """
 
-    datamodule: Any
+    datamodule: SubsetDataModule
     seed: int
     proxies: Callable[[], list[ProxyRecord]] = field(default=_no_proxies)
 
