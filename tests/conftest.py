@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tarfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 from biobench.models.nets import register_net
+from biobench.train import train
 from biobench.utils.compose import compose_run_config
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -95,6 +97,25 @@ class CrashAtEpoch(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch == self.epoch:
             raise RuntimeError(f"simulated crash at epoch {self.epoch}")
+
+
+def train_crash_and_resume(compose_train, overrides: list[str], crash_epoch: int = 2) -> tuple[Path, Path]:
+    """Train ``overrides`` uninterrupted, and again with a crash at ``crash_epoch`` resumed from ``last.ckpt``;
+    returns the run dirs ``(uninterrupted, resumed)``. The crashed run's status says failed until the resume."""
+    full = compose_train(*overrides, out="full")
+    train(full)
+    crash = ["+callbacks.crash._target_=conftest.CrashAtEpoch", f"+callbacks.crash.epoch={crash_epoch}"]
+    crashed = compose_train(*overrides, *crash, out="crashed")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(crashed)
+    out = Path(crashed.paths.output_dir)
+    assert json.loads((out / "status.json").read_text())["status"] == "failed"
+    assert not (out / "metrics.json").exists()  # a crashed run never looks finished
+    last = out / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == crash_epoch - 1  # the last finished epoch
+    train(compose_train(*overrides, f"ckpt_path={last}", out="crashed"))
+    assert json.loads((out / "status.json").read_text())["status"] == "done"
+    return Path(full.paths.output_dir), out
 
 
 def make_cifar_folder(root: Path, variant: int = 10, n_train: int = 60, n_test: int = 20, seed: int = 0) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_crash_and_resume
 
 from biobench.eval import evaluate
 from biobench.train import train
@@ -47,18 +48,8 @@ def test_trains_selects_on_val_loss_and_evaluates(compose_train, compose_eval) -
 
 
 def test_resumes_exactly(compose_train) -> None:
-    common = [*AE, "trainer.max_epochs=4", "seed=2"]
-    full = compose_train(*common, out="full")
-    train(full)
-    crashed = compose_train(
-        *common, "+callbacks.crash._target_=conftest.CrashAtEpoch", "+callbacks.crash.epoch=2", out="crashed"
-    )
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        train(crashed)
-    last = Path(crashed.paths.output_dir) / "checkpoints" / "last.ckpt"
-    resumed = compose_train(*common, f"ckpt_path={last}", out="crashed")
-    train(resumed)
-    a, b = read_metrics(full.paths.output_dir), read_metrics(resumed.paths.output_dir)
+    full, resumed = train_crash_and_resume(compose_train, [*AE, "trainer.max_epochs=4", "seed=2"])
+    a, b = read_metrics(full), read_metrics(resumed)
     assert b["test/loss"] == pytest.approx(a["test/loss"], rel=1e-6)
     assert b["train/aux_loss"] == pytest.approx(a["train/aux_loss"], rel=1e-5)
 

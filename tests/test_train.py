@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import train_crash_and_resume
 from omegaconf import open_dict
 
 from biobench.eval import evaluate
@@ -61,24 +62,12 @@ def test_eval_rejects_checkpoint_of_another_model(compose_train, compose_eval) -
 
 def test_resume_from_last_checkpoint_matches_uninterrupted_run(compose_train) -> None:
     common = [*FAST, "trainer.max_epochs=4", "model.net.dropout=0.3", "pruning.keep_ratio=0.7", "seed=3"]
-    full = compose_train(*common, out="full")
-    train(full)
-
-    crashed = compose_train(
-        *common, "+callbacks.crash._target_=conftest.CrashAtEpoch", "+callbacks.crash.epoch=2", out="crashed"
-    )
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        train(crashed)
-    last = Path(crashed.paths.output_dir) / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["epoch"] == 1  # the last finished epoch before the crash
-
-    resumed = compose_train(*common, f"ckpt_path={last}", out="crashed")
-    train(resumed)
-    a, b = read_metrics(full.paths.output_dir), read_metrics(resumed.paths.output_dir)
+    full, resumed = train_crash_and_resume(compose_train, common)
+    a, b = read_metrics(full), read_metrics(resumed)
     assert b["test/acc"] == pytest.approx(a["test/acc"], abs=1e-7)
     assert b["val/acc_best"] == pytest.approx(a["val/acc_best"], abs=1e-7)
     assert b["train/loss"] == pytest.approx(a["train/loss"], rel=1e-5)
-    rows = list(csv.DictReader((Path(resumed.paths.output_dir) / "csv" / "metrics.csv").open()))
+    rows = list(csv.DictReader((resumed / "csv" / "metrics.csv").open()))
     val_epochs = sorted({int(r["epoch"]) for r in rows if r.get("val/acc")})
     assert val_epochs == [0, 1, 2, 3]  # rows logged before the crash are kept
 
