@@ -127,3 +127,18 @@ def test_wandb_accepts_the_tags_of_a_long_override(tmp_path: Path, monkeypatch) 
         assert list(logger.experiment.tags) == [wandb_tag(override)]
     finally:
         logger.experiment.finish()
+
+
+def test_classifier_embed_is_differentiable_and_keeps_the_mode() -> None:
+    """A loss through ``embed`` (IPR, identity losses) must reach the images; embed must not flip train/eval."""
+    from functools import partial
+
+    from biobench.models.pruned_classifier import PrunedClassifier
+
+    model = PrunedClassifier({"name": "small_cnn"}, 10, 1, partial(torch.optim.SGD, lr=0.1)).train()
+    images = torch.rand(4, 1, 8, 8, requires_grad=True)
+    emb = model.embed(images)
+    assert torch.allclose(emb.norm(dim=1), torch.ones(4), atol=1e-5)
+    emb.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert model.training
