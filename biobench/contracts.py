@@ -3,7 +3,8 @@
 - :class:`DataSpec`: what a datamodule serves (channels, image size, the value range the model receives, classes
   and training identities where they exist). The entrypoints build every system from it.
 - :class:`DataModule`, :class:`SubsetDataModule`: what the entrypoints and the pruning stage need of a datamodule.
-- :class:`System`: what the entrypoints need of a LightningModule (its data-derived arguments, checkpointing).
+- Systems: :class:`biobench.models.base.System` (a LightningModule base class, not a protocol: its declarations
+  are class attributes the entrypoints read before building it).
 - :class:`Recognizer`: anything that maps images to L2-normalised embeddings.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -36,8 +37,11 @@ class DataSpec:
     num_identities: int | None = None
 
     def __post_init__(self) -> None:
-        if len(self.mean) not in (1, self.in_chans) or len(self.std) not in (1, self.in_chans):
-            raise ValueError(f"DataSpec: mean/std need 1 or {self.in_chans} values, got {self.mean} / {self.std}.")
+        if len(self.mean) != len(self.std) or len(self.mean) not in (1, self.in_chans):
+            raise ValueError(
+                f"DataSpec: mean and std need the same number of values, 1 or {self.in_chans}, got {self.mean} / "
+                f"{self.std}."
+            )
         if any(s <= 0 for s in self.std):
             raise ValueError(f"DataSpec: std must be positive, got {self.std}.")
 
@@ -108,22 +112,6 @@ class SubsetDataModule(DataModule, Protocol):
     def train_eval_dataloader(self) -> DataLoader:
         """Every training sample in ``index`` order with eval transforms: features, scores, teacher logits."""
         ...
-
-
-@runtime_checkable
-class System(Protocol):
-    """A LightningModule the entrypoints can build, resume and evaluate.
-
-    ``data_args`` names the :class:`DataSpec` fields the constructor takes (``("num_classes", "in_chans")`` for a
-    classifier); the entrypoints pass exactly these. ``check_checkpoint`` raises a clear error for a checkpoint of
-    another model; ``load_weights`` loads a checked checkpoint's state dict.
-    """
-
-    data_args: ClassVar[tuple[str, ...]]
-
-    def check_checkpoint(self, checkpoint: dict[str, Any], path: str) -> None: ...
-
-    def load_weights(self, checkpoint: dict[str, Any]) -> None: ...
 
 
 @runtime_checkable

@@ -43,13 +43,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             model.check_checkpoint(checkpoint, cfg.ckpt_path)
             model.load_weights(checkpoint)
         trainer: pl.Trainer = instantiate(cfg.trainer, logger=instantiate_group(cfg.get("logger"), "logger") or False)
+        failed = True
         try:
             trainer.test(model, datamodule=datamodule)
             metrics = dict(trainer.callback_metrics)
             if trainer.is_global_zero:
                 write_run_files(output_dir, metrics, cfg)
+            failed = False
         finally:
-            finish_wandb(trainer)
+            finish_wandb(trainer, failed)
         return metrics
 
 

@@ -29,6 +29,7 @@ from biobench.utils.config import to_plain
 from biobench.utils.instantiate import instantiate_group
 from biobench.utils.run import (
     check_launcher_plugin,
+    check_multirun_ddp,
     finish_wandb,
     group_wandb_runs,
     metric_value,
@@ -52,7 +53,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     cls = system_class(cfg.model)
     check_monitor(cfg.get("monitor"), cls)
-    check_optimized_metric(cfg.get("optimized_metric"), cls, pruning=bool(cfg.get("pruning")))
+    check_optimized_metric(
+        cfg.get("optimized_metric"), cls, pruning=bool(cfg.get("pruning")), train=cfg.get("train"), test=cfg.get("test")
+    )
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
@@ -68,26 +71,26 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         callbacks=[*instantiate_group(cfg.get("callbacks"), "callback", unused_callbacks(cfg)), StopOnNonFiniteLoss()],
         logger=instantiate_group(cfg.get("logger"), "logger") or False,
     )
+    failed = True
     try:
         for lg in trainer.loggers:
             lg.log_hyperparams(cfg_to_hparams(cfg))
         if cfg.get("train"):
             start = time.perf_counter()
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-            if trainer.interrupted:
-                raise RuntimeError("Training was interrupted before it finished; no results were written.")
             metrics["time/fit_s"] = time.perf_counter() - start
         metrics.update(trainer.callback_metrics)
 
         if cfg.get("test"):
-            ckpt = checkpoint_to_test(trainer)
+            ckpt = checkpoint_to_test(trainer) or cfg.get("ckpt_path")  # train=false: the given checkpoint
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
             metrics.update(trainer.callback_metrics)
 
         if trainer.is_global_zero:
             write_run_files(output_dir, metrics, cfg)
+        failed = False
     finally:
-        finish_wandb(trainer)
+        finish_wandb(trainer, failed)
     return metrics
 
 
@@ -102,12 +105,10 @@ def unused_callbacks(cfg: DictConfig) -> tuple[str, ...]:
 
 
 def checkpoint_to_test(trainer: pl.Trainer) -> str | None:
-    """The best checkpoint of the monitored metric, else the last one, else ``None`` (the current weights)."""
+    """The best checkpoint of the monitored metric, else the last one, else ``None`` (nothing was saved)."""
     checkpoints = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
     best = next((cb.best_model_path for cb in checkpoints if cb.monitor and cb.best_model_path), "")
     last = next((cb.last_model_path or cb.best_model_path for cb in checkpoints if not cb.monitor), "")
-    if not (best or last):
-        log.warning("No checkpoint was saved: testing the current weights.")
     return best or last or None
 
 
@@ -119,6 +120,7 @@ def cfg_to_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    check_multirun_ddp(cfg)
     group_wandb_runs(cfg)
     metrics = train(cfg)
     return metric_value(metrics, cfg.get("optimized_metric"))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -19,6 +22,15 @@ from biobench.train import train
 from biobench.utils.compose import compose_run_config
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+CLI_ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+
+
+def run_python(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python <args>`` as a user runs it (a fresh process, W&B offline), output captured."""
+    env = {**CLI_ENV, **(env or {})}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def compose_config(name: str, overrides: list[str], out: Path) -> DictConfig:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_python
 
 from biobench.train import train
 
@@ -71,3 +72,25 @@ def test_ddp_sim_records_the_same_dynamics_as_one_process(tmp_path: Path) -> Non
     for key in ("target_prob", "other_max_prob", "correct", "loss", "sq_norm"):
         np.testing.assert_array_equal(records["single"][key], records["ddp"][key], err_msg=key)
     assert (records["ddp"]["target_prob"] > 0).all()  # every sample recorded in every epoch
+
+
+@pytest.mark.slow
+def test_subprocess_ddp_prunes_once_and_every_rank_trains_on_that_subset(tmp_path: Path) -> None:
+    """``trainer=ddp`` as on a GPU node (Lightning re-runs the command for rank 1), on 2 CPU processes."""
+    run_dir = tmp_path / "run"
+    cpu = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true", "trainer.sync_batchnorm=false"]
+    args = [
+        "experiment=prune_digits",
+        "trainer=ddp",
+        *cpu,
+        "pruning.keep_ratio=0.5",
+        "trainer.max_epochs=6",
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = run_python("-m", "biobench.train", *args, "~callbacks.progress_bar", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Rank 1 uses the subset selected by rank 0" in proc.stdout + proc.stderr
+    subset = json.loads((run_dir / "pruning" / "subset.json").read_text())
+    assert len(subset["indices"]) == round(0.5 * subset["n_train"]) and subset["run_token"]
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "done"
+    assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] > 0.5

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_crash_and_resume
+from conftest import run_python, train_crash_and_resume
 
 from biobench.eval import evaluate
 from biobench.train import train
@@ -56,21 +53,13 @@ def test_resumes_exactly(compose_train) -> None:
 
 def test_sweeps_and_is_summarised(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONWARNINGS": "ignore"}
+    env = {"PYTHONPATH": str(TESTS)}
     sweep_args = ["model.width=2,8", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}", "~callbacks.progress_bar"]
-    cmd = [sys.executable, "-m", "biobench.train", "-m", *AE, *sweep_args]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_python("-m", "biobench.train", "-m", *AE, *sweep_args, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert all(json.loads((sweep / j / "status.json").read_text())["status"] == "done" for j in ("0", "1"))
-    summarize = Path(sys.executable).parent / "biobench-summarize"
-    proc = subprocess.run(
-        [str(summarize), str(sweep), "--metric", "test/psnr", "--x", "model.width", "--label", "task_name"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    summary = ["-m", "biobench.results.cli", str(sweep), "--metric", "test/psnr", "--x", "model.width"]
+    proc = run_python(*summary, "--label", "task_name", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {float(r["x"]): float(r["mean"]) for r in csv.DictReader((sweep / "summary.csv").open())}
     assert set(rows) == {2.0, 8.0} and rows[8.0] > rows[2.0]  # a wider bottleneck reconstructs better

@@ -1,53 +1,33 @@
-"""A plain (non-editable) install carries the config tree: it composes and runs an experiment away from the
-checkout."""
+"""A plain (non-editable) install carries the config tree: built from an sdist, as an index would serve it, it
+composes and runs an experiment away from the checkout."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_non_editable_install_runs_an_experiment(tmp_path: Path) -> None:
+def test_install_from_sdist_runs_an_experiment(tmp_path: Path) -> None:
+    sdist = run_python("setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist"), cwd=ROOT)
+    assert sdist.returncode == 0, sdist.stderr[-3000:]
+    (tarball,) = (tmp_path / "dist").glob("biobench-*.tar.gz")
     site = tmp_path / "site"
-    pip = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-deps",
-        "--no-build-isolation",
-        "--target",
-        str(site),
-    ]
-    build = subprocess.run([*pip, str(ROOT)], capture_output=True, text=True, timeout=300)
+    pip = ["-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site)]
+    build = run_python(*pip, str(tarball), cwd=tmp_path)
     assert build.returncode == 0, build.stderr[-3000:]
     assert (site / "biobench" / "conf" / "train.yaml").is_file()
 
-    env = {**os.environ, "PYTHONPATH": str(site), "PYTHONWARNINGS": "ignore"}
-    where = subprocess.run(
-        [sys.executable, "-c", "import biobench; print(biobench.__file__, biobench.CONFIG_DIR)"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {"PYTHONPATH": str(site)}
+    where = run_python("-c", "import biobench; print(biobench.__file__, biobench.CONFIG_DIR)", cwd=tmp_path, env=env)
     module, config_dir = where.stdout.split()
     assert Path(module).is_relative_to(site) and Path(config_dir) == site / "biobench" / "conf"
 
-    run = subprocess.run(
-        [sys.executable, "-m", "biobench.train", "experiment=prune_digits", "debug=fdr", "hydra.run.dir=run"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run = run_python(
+        "-m", "biobench.train", "experiment=prune_digits", "debug=fdr", "hydra.run.dir=run", cwd=tmp_path, env=env
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "done"

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from compressai.entropy_models import EntropyBottleneck
+from compressai.models.utils import update_registered_buffers
 from omegaconf import OmegaConf
 
 from biobench.contracts import DataSpec
+from biobench.models.base import System
 from biobench.train import train
 from biobench.utils.callbacks import NonFiniteLossError
-from biobench.utils.run import WANDB_TAG_MAX, wandb_tag
+from biobench.utils.run import WANDB_TAG_MAX, describe_failure, wandb_tag
 from biobench.utils.systems import build_system
 
 FAST = ["experiment=prune_digits", "trainer.max_epochs=2", "logger=csv"]
@@ -142,3 +145,61 @@ def test_classifier_embed_is_differentiable_and_keeps_the_mode() -> None:
     emb.sum().backward()
     assert images.grad is not None and images.grad.abs().sum() > 0
     assert model.training
+
+
+class TinyCodec(System):
+    """A system with CompressAI's entropy bottleneck: ``update()`` resizes its CDF buffers."""
+
+    shape_flexible_prefixes = ("entropy_bottleneck._",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entropy_bottleneck = EntropyBottleneck(4)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        names = ["_quantized_cdf", "_offset", "_cdf_length"]
+        update_registered_buffers(self.entropy_bottleneck, "entropy_bottleneck", names, state_dict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def test_buffers_that_change_shape_load_through_the_systems_own_loader() -> None:
+    trained = TinyCodec()
+    trained.entropy_bottleneck.update(force=True)
+    checkpoint = {"state_dict": trained.state_dict(), "hyper_parameters": {}}
+    fresh = TinyCodec()
+    assert fresh.entropy_bottleneck._quantized_cdf.numel() == 0  # before update(): empty tables
+    fresh.check_checkpoint(checkpoint, "codec.ckpt")
+    fresh.load_weights(checkpoint)
+    assert torch.equal(fresh.entropy_bottleneck._quantized_cdf, trained.entropy_bottleneck._quantized_cdf)
+
+    class StrictCodec(TinyCodec):
+        shape_flexible_prefixes = ()
+
+    with pytest.raises(ValueError, match=r"codec\.ckpt.*shape mismatches.*entropy_bottleneck\._"):
+        StrictCodec().check_checkpoint(checkpoint, "codec.ckpt")
+
+
+def test_data_spec_rejects_mean_and_std_of_other_lengths() -> None:
+    with pytest.raises(ValueError, match="mean and std need the same number of values"):
+        DataSpec(3, (4, 4), (0.5,), (0.2, 0.2, 0.2))
+
+
+def test_an_interrupted_run_says_so() -> None:
+    lightning_exit = SystemExit(1)  # what Lightning raises after its graceful shutdown on Ctrl-C
+    lightning_exit.__context__ = KeyboardInterrupt()
+    assert describe_failure(lightning_exit).startswith("interrupted (KeyboardInterrupt)")
+    assert describe_failure(ValueError("bad value")).startswith("ValueError: bad value")
+
+
+def test_pruning_unlabelled_data_is_refused_clearly(tmp_path: Path) -> None:
+    from test_data_base import NoisePatches
+
+    from biobench.pruning import Pruner
+    from biobench.pruning.samplers.topk import TopKSampler
+    from biobench.pruning.scores.random import RandomScore
+    from biobench.pruning.stage import run_pruning_stage
+
+    pruner = Pruner(RandomScore(), TopKSampler(), keep_ratio=0.5)
+    with pytest.raises(ValueError, match="Pruning needs labelled training samples, but NoisePatches has none"):
+        run_pruning_stage(pruner, NoisePatches(), tmp_path)
+    assert not (tmp_path / "pruning").exists()

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from conftest import run_python as run
 from conftest import wandb_run_record
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
 
 
 def test_multirun_over_keep_ratios_then_summary(tmp_path: Path) -> None:
@@ -68,3 +61,26 @@ def test_bad_keep_ratio_from_the_command_line_names_the_key(tmp_path: Path) -> N
     proc = run("-m", "biobench.train", "experiment=prune_digits", "pruning.keep_ratio=1.5", cwd=tmp_path)
     assert proc.returncode != 0
     assert "pruning.keep_ratio must be a number in (0, 1], got 1.5" in proc.stderr
+
+
+def test_a_sweep_with_a_diverging_job_is_summarised_with_the_failure(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    lrs = "model.optimizer.lr=1.0e+6,0.05"  # the first job's loss turns NaN
+    args = ["experiment=prune_digits", lrs, "model.scheduler=null", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"]
+    proc = run("-m", "biobench.train", "-m", *args, cwd=tmp_path)
+    assert proc.returncode != 0 and "NonFiniteLossError" in proc.stderr
+    assert json.loads((sweep / "0" / "status.json").read_text())["status"] == "failed"
+    assert not (sweep / "0" / "metrics.json").exists()
+    assert (sweep / "1" / "metrics.json").is_file()  # the other job still ran
+    summary = (sweep / "summary.md").read_text()  # written at exit, though Hydra re-raised the failure
+    assert "2 jobs expected: 1 done, 1 failed" in summary and "NonFiniteLossError" in summary
+
+
+def test_local_multirun_with_subprocess_ddp_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
+    args = ["experiment=prune_digits", *ddp, "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    proc = run("-m", "biobench.train", "-m", *args, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "cannot run inside a local multirun" in proc.stderr and "hydra/launcher=slurm" in proc.stderr
+    assert not list(sweep.glob("*/checkpoints"))

@@ -1,4 +1,4 @@
-"""``System``: the base of biobench's LightningModules (the :class:`biobench.contracts.System` contract).
+"""``System``: the base of biobench's LightningModules (DESIGN.md, System contract).
 
 A system declares, as class attributes, what the entrypoints need to build, select, resume and evaluate it:
 

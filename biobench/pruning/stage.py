@@ -6,9 +6,10 @@ trainer exists yet) scores, samples and writes ``<output_dir>/pruning/subset.jso
 file and apply the same subset, so proxies are trained once per job.
 
 A run token tells this run's ``subset.json`` from a stale one left in the same folder by an earlier run. It is
-``BIOBENCH_RUN_TOKEN`` when set, else ``slurm-<SLURM_JOB_ID>-<SLURM_RESTART_COUNT>`` under SLURM, else a fresh
-random token made by rank 0. Rank 0 exports it in ``BIOBENCH_RUN_TOKEN``, so Lightning's child processes inherit
-it. Elsewhere (e.g. several nodes without SLURM) set ``BIOBENCH_RUN_TOKEN`` to one new value per run on every rank.
+``BIOBENCH_RUN_TOKEN`` when set, else ``torchrun-<TORCHELASTIC_RUN_ID>`` under torchrun, else
+``slurm-<SLURM_JOB_ID>-<SLURM_RESTART_COUNT>`` under SLURM, else a fresh random token made by rank 0 for each job.
+Rank 0 exports it in ``BIOBENCH_RUN_TOKEN``, so Lightning's child processes inherit it. Elsewhere (e.g. several nodes
+without SLURM) set ``BIOBENCH_RUN_TOKEN`` to one new value per run on every rank.
 """
 
 from __future__ import annotations
@@ -29,16 +30,21 @@ from biobench.utils.io import write_json
 log = logging.getLogger(__name__)
 
 RUN_TOKEN_ENV = "BIOBENCH_RUN_TOKEN"
+_OWN_TOKENS: set[str] = set()  # tokens this process made (not given by the user or a scheduler)
 
 
 def run_token(rank: int) -> str:
     """This run's token (see the module docstring); rank 0 makes a fresh one when the environment gives none."""
-    if os.environ.get(RUN_TOKEN_ENV):
+    if os.environ.get(RUN_TOKEN_ENV) and os.environ[RUN_TOKEN_ENV] not in _OWN_TOKENS:
         return os.environ[RUN_TOKEN_ENV]
+    if os.environ.get("TORCHELASTIC_RUN_ID"):
+        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}"
     if os.environ.get("SLURM_JOB_ID"):
         return f"slurm-{os.environ['SLURM_JOB_ID']}-{os.environ.get('SLURM_RESTART_COUNT', '0')}"
     if rank == 0:
-        return uuid.uuid4().hex
+        token = uuid.uuid4().hex
+        _OWN_TOKENS.add(token)  # exported for this job's children only: the next job of a multirun makes its own
+        return token
     raise RuntimeError(
         f"Rank {rank} cannot tell this run's pruning subset from a stale one: {RUN_TOKEN_ENV} is not set and this "
         f"is not a SLURM job. Set {RUN_TOKEN_ENV} to the same new value on every rank (any unique string)."
@@ -51,6 +57,11 @@ def run_pruning_stage(
     """Select (rank 0) or read (other ranks) the training subset, apply it to ``datamodule`` and return the
     pruning metrics (the same on every rank). Other ranks poll every ``poll_s`` seconds for up to
     ``pruner.wait_timeout_s``."""
+    if not hasattr(type(datamodule), "train_labels"):
+        raise ValueError(
+            f"Pruning needs labelled training samples, but {type(datamodule).__name__} has none (no train_labels). "
+            "Leave pruning off for this data (remove pruning=... / the pruning.* overrides)."
+        )
     path = Path(output_dir) / "pruning" / SUBSET_FILE
     rank = global_rank_from_env()
     token = run_token(rank)

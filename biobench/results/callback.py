@@ -2,11 +2,12 @@
 
 Wired in ``conf/hydra/default.yaml`` under ``hydra.callbacks.summarize``; its options are those of
 :class:`~biobench.results.cli.Options` (``hydra.callbacks.summarize.metric=test/eer`` etc.). It never fails the
-sweep: a summary that cannot be made is a logged warning.
+sweep: a summary that cannot be made is a logged warning. A sweep with failed jobs is summarised too (at exit).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,13 @@ class SummarizeSweep(Callback):
     ) -> None:
         self.metric, self.x, self.label = metric, x, (list(label) if label is not None else None)
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra skips on_multirun_end when a job failed (it re-raises the job's error first), which is exactly when
+        # the failed-job counts matter: the summary then runs at interpreter exit.
+        atexit.register(self.on_multirun_end, config)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        atexit.unregister(self.on_multirun_end)
         try:
             sweep_dir = Path(config.hydra.sweep.dir)
             report = read_jobs([sweep_dir])

@@ -20,7 +20,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import WandbLogger
-from pytorch_lightning.trainer.states import TrainerStatus
 
 from biobench.utils.distributed import is_global_zero_from_env
 from biobench.utils.hashing import content_hash
@@ -32,6 +31,29 @@ log = logging.getLogger(__name__)
 LAUNCHER_PLUGINS = {
     name: ("hydra_plugins.hydra_submitit_launcher", "slurm") for name in ("slurm", "submitit_slurm", "submitit_local")
 } | {name: ("hydra_plugins.hydra_joblib_launcher", "joblib") for name in ("parallel", "joblib")}
+
+
+SUBPROCESS_DDP = ("ddp", "ddp_find_unused_parameters_true")  # strategies that re-run the command in child processes
+
+
+def check_multirun_ddp(cfg: DictConfig) -> None:
+    """Refuse ``-m`` with Lightning's DDP subprocess launcher on the local launcher: each child re-runs the command
+    line, so it would start the whole sweep again (and look for its files in a run dir instead of the job dir)."""
+    hc = HydraConfig.get()
+    trainer = cfg.get("trainer") or {}
+    launcher = str(hc.launcher.get("_target_", ""))
+    if (
+        hc.mode == RunMode.MULTIRUN
+        and str(trainer.get("strategy")) in SUBPROCESS_DDP
+        and trainer.get("devices") not in (1, "1")
+        and "submitit" not in launcher.lower()
+    ):
+        raise ValueError(
+            f"trainer.strategy={trainer.get('strategy')} with several devices cannot run inside a local multirun (-m): "
+            "Lightning's DDP launcher re-runs the command line in every child process, which would start the sweep "
+            "again. Use hydra/launcher=slurm (one SLURM task per device), trainer.strategy=ddp_spawn, or run the "
+            "jobs one at a time without -m."
+        )
 
 
 def check_launcher_plugin(argv: list[str] | None = None) -> None:
@@ -68,13 +90,22 @@ def run_status(output_dir: str | Path) -> Iterator[None]:
         yield
     except BaseException as err:
         if write:
-            last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
-            where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-            message = f"{type(err).__name__}: {err}".strip().rstrip(":")
-            write_json(path, status | {"status": "failed", "error": message + where, "ended": _now()})
+            write_json(path, status | {"status": "failed", "error": describe_failure(err), "ended": _now()})
         raise
     if write:
         write_json(path, status | {"status": "done", "ended": _now()})
+
+
+def describe_failure(err: BaseException) -> str:
+    """One line for ``status.json``: the error and where it was raised. Lightning turns Ctrl-C during fit/test into
+    ``SystemExit(1)`` after its graceful shutdown; that is reported as an interruption."""
+    if isinstance(err, KeyboardInterrupt) or (
+        isinstance(err, SystemExit) and isinstance(err.__context__, KeyboardInterrupt)
+    ):
+        return "interrupted (KeyboardInterrupt): the run did not finish"
+    last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
+    where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(err).__name__}: {err}".strip().rstrip(":") + where
 
 
 def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -146,12 +177,12 @@ def group_wandb_runs(cfg: DictConfig) -> None:
                 node.tags = list(dict.fromkeys(wandb_tag(str(t)) for t in tags))
 
 
-def finish_wandb(trainer: pl.Trainer) -> None:
-    """End the W&B run of this job. Lightning's ``WandbLogger`` re-uses an active ``wandb.run``, so without this
-    every job of a multirun would log into the first job's run."""
+def finish_wandb(trainer: pl.Trainer, failed: bool) -> None:
+    """End the W&B run of this job (exit code 1 when the job failed). Lightning's ``WandbLogger`` re-uses an active
+    ``wandb.run``, so without this every job of a multirun would log into the first job's run."""
     if not any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
         return
     import wandb
 
     if wandb.run is not None:
-        wandb.finish(exit_code=0 if trainer.state.status != TrainerStatus.INTERRUPTED else 1)
+        wandb.finish(exit_code=1 if failed else 0)

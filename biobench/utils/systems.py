@@ -78,15 +78,16 @@ def check_monitor(monitor: Mapping[str, Any] | None, cls: type) -> None:
         )
 
 
-def check_optimized_metric(name: str | None, cls: type, pruning: bool) -> None:
+def check_optimized_metric(name: str | None, cls: type, pruning: bool, train: bool = True, test: bool = True) -> None:
     """``optimized_metric`` (what a sweeper optimises) must be a metric the run will produce: checked before
     training, so a wrong name does not fail every job after it has trained."""
     if not name:
         return
-    known = [*cls.metrics, *ENTRYPOINT_METRICS]
+    stages = {"train/": train, "val/": train, "test/": test, "time/": train}
+    known = [m for m in [*cls.metrics, *ENTRYPOINT_METRICS] if stages.get(m.split("/", 1)[0] + "/", True)]
     if name in known or (pruning and name.startswith("pruning/")):
         return
     raise ValueError(
-        f"optimized_metric='{name}' is not produced by {cls.__name__} runs; known: {known}"
-        f"{' and pruning/*' if pruning else ''}. Set optimized_metric to one of them (or null)."
+        f"optimized_metric='{name}' is not produced by this {cls.__name__} run (train={train}, test={test}); "
+        f"known: {known}{' and pruning/*' if pruning else ''}. Set optimized_metric to one of them (or null)."
     )
