@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from biobench import CONFIG_DIR
 from biobench.utils.checkpoint import read_checkpoint
 from biobench.utils.instantiate import instantiate_group
-from biobench.utils.run import check_launcher_plugin, finish_wandb, group_wandb_runs, run_status, write_run_files
+from biobench.utils.run import check_launcher_plugin, group_wandb_runs, run_status, wandb_run_per_job, write_run_files
 from biobench.utils.systems import build_system, system_class
 
 log = logging.getLogger(__name__)
@@ -43,15 +43,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             model.check_checkpoint(checkpoint, cfg.ckpt_path)
             model.load_weights(checkpoint)
         trainer: pl.Trainer = instantiate(cfg.trainer, logger=instantiate_group(cfg.get("logger"), "logger") or False)
-        failed = True
-        try:
+        with wandb_run_per_job(trainer):
             trainer.test(model, datamodule=datamodule)
             metrics = dict(trainer.callback_metrics)
             if trainer.is_global_zero:
                 write_run_files(output_dir, metrics, cfg)
-            failed = False
-        finally:
-            finish_wandb(trainer, failed)
         return metrics
 
 

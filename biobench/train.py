@@ -30,10 +30,10 @@ from biobench.utils.instantiate import instantiate_group
 from biobench.utils.run import (
     check_launcher_plugin,
     check_multirun_ddp,
-    finish_wandb,
     group_wandb_runs,
     metric_value,
     run_status,
+    wandb_run_per_job,
     write_run_files,
 )
 from biobench.utils.systems import build_system, check_monitor, check_optimized_metric, system_class
@@ -71,8 +71,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         callbacks=[*instantiate_group(cfg.get("callbacks"), "callback", unused_callbacks(cfg)), StopOnNonFiniteLoss()],
         logger=instantiate_group(cfg.get("logger"), "logger") or False,
     )
-    failed = True
-    try:
+    with wandb_run_per_job(trainer):
         for lg in trainer.loggers:
             lg.log_hyperparams(cfg_to_hparams(cfg))
         if cfg.get("train"):
@@ -88,9 +87,6 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
         if trainer.is_global_zero:
             write_run_files(output_dir, metrics, cfg)
-        failed = False
-    finally:
-        finish_wandb(trainer, failed)
     return metrics
 
 

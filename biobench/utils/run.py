@@ -177,12 +177,22 @@ def group_wandb_runs(cfg: DictConfig) -> None:
                 node.tags = list(dict.fromkeys(wandb_tag(str(t)) for t in tags))
 
 
-def finish_wandb(trainer: pl.Trainer, failed: bool) -> None:
-    """End the W&B run of this job (exit code 1 when the job failed). Lightning's ``WandbLogger`` re-uses an active
-    ``wandb.run``, so without this every job of a multirun would log into the first job's run."""
+@contextmanager
+def wandb_run_per_job(trainer: pl.Trainer) -> Iterator[None]:
+    """End this job's W&B run on leaving (exit code 1 when the job failed). Lightning's ``WandbLogger`` re-uses an
+    active ``wandb.run``, so without this every job of a multirun would log into the first job's run."""
+    try:
+        yield
+    except BaseException:
+        _finish_wandb(trainer, exit_code=1)
+        raise
+    _finish_wandb(trainer, exit_code=0)
+
+
+def _finish_wandb(trainer: pl.Trainer, exit_code: int) -> None:
     if not any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
         return
     import wandb
 
     if wandb.run is not None:
-        wandb.finish(exit_code=1 if failed else 0)
+        wandb.finish(exit_code=exit_code)
