@@ -22,10 +22,14 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from biobench import CONFIG_DIR
+from biobench.pruning import Pruner
+from biobench.pruning.budget import training_length
+from biobench.pruning.pruner import SUBSET_FILE
 from biobench.pruning.stage import run_pruning_stage
 from biobench.utils.callbacks import StopOnNonFiniteLoss
 from biobench.utils.checkpoint import read_checkpoint
 from biobench.utils.config import to_plain
+from biobench.utils.distributed import is_global_zero_from_env
 from biobench.utils.instantiate import instantiate_group
 from biobench.utils.run import (
     check_launcher_plugin,
@@ -60,8 +64,9 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.data)
     metrics: dict[str, Any] = {}
-    if cfg.get("pruning"):
-        metrics |= run_pruning_stage(instantiate(cfg.pruning), datamodule, output_dir)
+    pruner = instantiate(cfg.pruning) if cfg.get("pruning") else None
+    if pruner is not None:
+        metrics |= run_pruning_stage(pruner, datamodule, output_dir)
 
     model = build_system(cfg.model, datamodule.spec)
     if cfg.get("ckpt_path"):
@@ -71,6 +76,8 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         callbacks=[*instantiate_group(cfg.get("callbacks"), "callback", unused_callbacks(cfg)), StopOnNonFiniteLoss()],
         logger=instantiate_group(cfg.get("logger"), "logger") or False,
     )
+    if pruner is not None:
+        metrics |= apply_budget(trainer, pruner, datamodule, int(metrics["pruning/kept"]), output_dir)
     with wandb_run_per_job(trainer):
         for lg in trainer.loggers:
             lg.log_hyperparams(cfg_to_hparams(cfg))
@@ -88,6 +95,26 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         if trainer.is_global_zero:
             write_run_files(output_dir, metrics, cfg)
     return metrics
+
+
+def apply_budget(
+    trainer: pl.Trainer, pruner: Pruner, datamodule: Any, n_kept: int, output_dir: Path
+) -> dict[str, float]:
+    """Set how long the trainer runs on the kept subset (``pruning.budget``, see :mod:`biobench.pruning.budget`) and
+    record it in ``subset.json``; returns its metrics."""
+    n_full = len(datamodule.train_labels)
+    length = training_length(
+        pruner.budget, trainer.max_epochs, datamodule.batch_size, n_full, n_kept, trainer.world_size
+    )
+    trainer.fit_loop.max_epochs = length.epochs
+    if length.budget == "steps":
+        trainer.fit_loop.epoch_loop.max_steps = length.steps
+        log.info(
+            "Step budget: %d steps (%d epochs over %d of %d samples).", length.steps, length.epochs, n_kept, n_full
+        )
+    if is_global_zero_from_env():
+        pruner.record_training(output_dir / "pruning" / SUBSET_FILE, length)
+    return length.metrics()
 
 
 def unused_callbacks(cfg: DictConfig) -> tuple[str, ...]:

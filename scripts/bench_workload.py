@@ -30,9 +30,9 @@ def bench_workload(tmp: str | Path, augment: bool = True) -> tuple[Classificatio
     return dm, {"name": "resnet8", "width": 16}
 
 
-def bench_args(doc: str | None) -> argparse.Namespace:
+def bench_args(doc: str | None, epochs: int = 2, repeats: int = 2) -> argparse.Namespace:
     """``--epochs`` and ``--repeats`` of the training benchmarks (the script's docstring as help)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--repeats", type=int, default=repeats)
     return parser.parse_args()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from biobench.contracts import SubsetDataModule
+from biobench.pruning.budget import TrainingLength, check_budget
 from biobench.pruning.dynamics import ProxyRecord
 from biobench.pruning.proxy import ProxyStage
 from biobench.pruning.rng import isolated_rng
@@ -64,7 +65,8 @@ class Pruner:
     ``keep_ratio == 1`` keeps everything and computes no score. Scores are cached under ``cache_dir`` keyed by
     (dataset content hash, score config and version, proxy key, train transform settings, seed); the proxies they
     need are trained lazily. ``wait_timeout_s``: how long the pruning stage's other ranks wait for rank 0's subset
-    (:func:`biobench.pruning.stage.run_pruning_stage`).
+    (:func:`biobench.pruning.stage.run_pruning_stage`). ``budget``: ``epochs`` or ``steps``
+    (:mod:`biobench.pruning.budget`).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class Pruner:
         cache_dir: str | None = None,
         proxy: ProxyStage | None = None,
         wait_timeout_s: float = 4 * 3600.0,
+        budget: str = "epochs",
     ) -> None:
         self.score = score
         self.sampler = sampler
@@ -86,6 +89,7 @@ class Pruner:
         self.indices_file = indices_file
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.wait_timeout_s = float(wait_timeout_s)
+        self.budget = check_budget(budget)
 
     def select(self, datamodule: SubsetDataModule) -> tuple[np.ndarray, dict[str, float]]:
         """Return the sorted kept indices and pruning metrics (``pruning/...``).
@@ -166,6 +170,12 @@ class Pruner:
             "seed": self.seed,
             "indices_file": None,
         }
+
+    def record_training(self, path: str | Path, length: TrainingLength) -> Path:
+        """Add the training length of the run to its ``subset.json`` (known once the trainer exists)."""
+        saved = read_json(path, what="the run's pruning subset")
+        fields = {"budget": length.budget, "train_epochs": length.epochs, "train_steps": length.steps}
+        return write_json(path, saved | fields)
 
     def save(self, path: str | Path, kept: np.ndarray, datamodule: SubsetDataModule, **extra: Any) -> Path:
         """Write ``subset.json`` atomically: indices + what made them (+ ``extra`` fields, e.g. the pruning stage's

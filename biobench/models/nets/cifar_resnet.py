@@ -48,9 +48,12 @@ class CifarResNet(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.num_features = cin
         self.head = nn.Linear(cin, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        import os  # TEMP experiment hook
+
+        if os.environ.get("BB_INIT", "kaiming") == "kaiming":
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
