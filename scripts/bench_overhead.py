@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from biobench.models.schedules import lightning_scheduler
 from biobench.train import train
 from biobench.utils.compose import compose_run_config
 
@@ -54,8 +55,10 @@ def plain_loop(cfg: DictConfig) -> float:
     model = instantiate(cfg.model, num_classes=dm.num_classes, in_chans=dm.in_chans)
     net, fmt = model.net, model.memory_format
     optimizer = model.optimizer_factory(params=net.parameters())
-    scheduler = model.scheduler_factory(optimizer=optimizer) if model.scheduler_factory else None
     loader = dm.train_dataloader()
+    steps = cfg.trainer.max_epochs * len(loader)
+    schedule = lightning_scheduler(model.scheduler_factory, optimizer, steps) if model.scheduler_factory else None
+    scheduler, per_step = (schedule["scheduler"], schedule["interval"] == "step") if schedule else (None, False)
     net.train()
     seen, start = 0, time.perf_counter()
     for epoch in range(cfg.trainer.max_epochs):
@@ -65,8 +68,10 @@ def plain_loop(cfg: DictConfig) -> float:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if per_step:
+                scheduler.step()
             seen += len(batch["label"])
-        if scheduler is not None:
+        if scheduler is not None and not per_step:
             scheduler.step()
     return seen / (time.perf_counter() - start)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# KD results on the real CIFAR-10 subset (../shared/data/cifar10-mini.tar) with a ResNet-8 student (docs/kd.md):
+# KD results on the real CIFAR-10 subset (../shared/data/cifar10-mini.tar) with a ResNet-9 student (docs/kd.md):
 # teachers of four sizes on the full data, then per seed: random + KD (alpha study) at keep 0.1-0.7, the best
 # classic method of docs/pruning.md (aum_ccs) with KD, and the teacher-size study at keep 0.3; then a summary. Usage:
 #   bash scripts/sweep_kd_cifar_subset.sh [out dir] [seeds] [epochs]     (defaults: outputs/results/..., "0 1 2", 10)

@@ -114,7 +114,7 @@ def kd_run(teacher: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
         f"model.teacher_ckpt={teacher}",
         "pruning.keep_ratio=0.3",
         "model.alpha_schedule=linear",
-        "trainer.max_epochs=2",
+        "trainer.max_epochs=4",
         "logger=csv",
     ]
     return out, train(compose_config("train", overrides, out))

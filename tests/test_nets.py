@@ -9,7 +9,7 @@ import torch
 
 from biobench.models.nets import create_net, list_nets
 
-BUILTIN = ["small_cnn", "resnet8", "resnet20", "resnet32", "resnet56", "resnet18_cifar"]
+BUILTIN = ["small_cnn", "resnet8", "resnet9", "resnet20", "resnet32", "resnet56", "resnet18_cifar"]
 
 
 def test_builtin_nets_are_registered() -> None:

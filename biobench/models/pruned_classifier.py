@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from biobench.models.base import System
 from biobench.models.nets import create_net
 from biobench.models.nets.loading import TRAINING_SPEC_KEY
+from biobench.models.schedules import lightning_scheduler
 from biobench.utils.config import to_plain
 
 
@@ -135,7 +136,5 @@ class PrunedClassifier(System):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"},
-        }
+        scheduler = lightning_scheduler(self.scheduler_factory, optimizer, self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -52,7 +52,7 @@ def warmup_cosine(
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"warmup_cosine: warmup_fraction must be in [0, 1), got {warmup_fraction}.")
     total = max(int(total_steps), 1)
-    warmup = int(round(warmup_fraction * total))
+    warmup = round(warmup_fraction * total)
 
     def factor(step: int) -> float:
         if step < warmup:

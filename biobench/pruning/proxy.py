@@ -24,6 +24,7 @@ import torch
 
 from biobench.contracts import SubsetDataModule
 from biobench.models.pruned_classifier import PrunedClassifier
+from biobench.models.schedules import one_cycle
 from biobench.pruning.dynamics import ProxyRecord
 from biobench.pruning.grad_norm import per_sample_grad_norms
 from biobench.pruning.recorder import DynamicsRecorder
@@ -32,7 +33,7 @@ from biobench.utils.config import to_plain
 
 log = logging.getLogger(__name__)
 
-PROXY_VERSION = 1
+PROXY_VERSION = 2  # 2: one-cycle schedule stepped per optimiser step, peak lr 0.1, reflect-padded crops
 
 
 @dataclass
@@ -40,7 +41,8 @@ class ProxyStage:
     """Settings of the proxy models (all part of the cache key).
 
     ``net``: network spec as in ``model.net``; ``epochs``: proxy training epochs (dynamics are recorded for
-    each); SGD with Nesterov momentum and a cosine schedule over ``epochs``. ``full_grad_norm`` also stores
+    each); SGD with Nesterov momentum and the classifier's one-cycle schedule (peak ``lr``, stepped per optimiser
+    step over the ``epochs``' steps, :func:`biobench.models.schedules.one_cycle`). ``full_grad_norm`` also stores
     every sample's full-parameter gradient norm after training (for ``GraNdScore(mode="full")``; costs about one
     more epoch of backward passes).
     """
@@ -48,7 +50,7 @@ class ProxyStage:
     num_experts: int = 3
     epochs: int = 10
     net: dict[str, Any] = field(default_factory=lambda: {"name": "small_cnn"})
-    lr: float = 0.05
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 128
@@ -92,7 +94,7 @@ class ProxyStage:
         optimizer = partial(
             torch.optim.SGD, lr=self.lr, momentum=self.momentum, nesterov=True, weight_decay=self.weight_decay
         )
-        scheduler = partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.epochs)
+        scheduler = one_cycle
         model = PrunedClassifier(self.net, datamodule.spec.num_classes, datamodule.spec.in_chans, optimizer, scheduler)
         recorder = DynamicsRecorder(len(labels), self.epochs)
         trainer = pl.Trainer(
