@@ -1,5 +1,5 @@
-"""The training workload the benchmarks share: ResNet-8 on the real CIFAR-10 subset when ../shared/data has it,
-otherwise the small CNN on scikit-learn's digits."""
+"""The training workload the benchmarks share: the folder experiments' ResNet-9 on the real CIFAR-10 subset when
+../shared/data has it, otherwise the small CNN on scikit-learn's digits."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def bench_workload(tmp: str | Path, augment: bool = True) -> tuple[Classificatio
         crop_padding=4 if augment else 0,
         hflip=augment,
     )
-    return dm, {"name": "resnet8", "width": 16}
+    return dm, {"name": "resnet9", "width": 16}
 
 
 def bench_args(doc: str | None, epochs: int = 2, repeats: int = 2) -> argparse.Namespace:
