@@ -33,7 +33,25 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x), inplace=True)
 
 
-class CifarResNet(nn.Module):
+class PooledHeadNet(nn.Module):
+    """``stem`` -> ``layers`` -> global average pool -> linear ``head``, with the ``forward_features`` /
+    ``forward_head`` split that pruning scores and recognizers use."""
+
+    stem: nn.Module
+    layers: nn.Module
+    head: nn.Linear
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class CifarResNet(PooledHeadNet):
     def __init__(
         self, blocks: list[int], widths: list[int], num_classes: int, in_chans: int = 3, stem_pool: int = 1
     ) -> None:
@@ -54,15 +72,6 @@ class CifarResNet(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def _cifar3(depth: int, num_classes: int, in_chans: int, width: int, stem_pool: int) -> CifarResNet:
@@ -111,7 +120,7 @@ class PlainResidual(nn.Module):
         return F.relu(x + self.b(self.a(x)))
 
 
-class ResNet9(nn.Module):
+class ResNet9(PooledHeadNet):
     """ResNet-9-style CIFAR net (the shape of the ``ref_cifar.py`` yardstick and of the DAWNBench ResNet-9): per
     stage, a conv-BN-ReLU that widens (and, after the first, halves the resolution with stride 2) followed by a
     :class:`PlainResidual`; 9 convolutions in all, no projection shortcuts. PyTorch's default init."""
@@ -128,15 +137,6 @@ class ResNet9(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.num_features = widths[-1]
         self.head = nn.Linear(widths[-1], num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_net
