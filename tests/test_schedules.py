@@ -33,6 +33,13 @@ def test_one_cycle_peaks_at_the_optimiser_lr_and_ends_near_zero() -> None:
     assert lrs[0] == pytest.approx(0.1 / 25) and lrs[-1] < 1e-4
 
 
+@pytest.mark.parametrize(("total", "pct"), [(2, 0.3), (3, 0.3), (10, 0.1), (4, 0.1), (7, 0.9)])
+def test_one_cycle_survives_very_short_runs(total: int, pct: float) -> None:
+    """A 10 % subset may train for a handful of steps; OneCycleLR divides by zero at some warm-up lengths."""
+    lrs = _lrs(one_cycle(_sgd(), total_steps=total, pct_start=pct), total)
+    assert all(0 < lr <= 0.1 + 1e-12 for lr in lrs) and lrs[-1] < max(lrs)
+
+
 def test_warmup_cosine_warms_up_then_decays_to_the_final_fraction() -> None:
     lrs = _lrs(warmup_cosine(_sgd(), total_steps=100, warmup_fraction=0.1, final_fraction=0.0), 101)
     assert lrs[0] < lrs[5] < lrs[10] == pytest.approx(0.1)

@@ -33,11 +33,14 @@ def one_cycle(
     has one and ``cycle_momentum``."""
     max_lr = [group["lr"] for group in optimizer.param_groups]
     has_momentum = any(group.get("momentum", 0.0) > 0 or "betas" in group for group in optimizer.param_groups)
+    total_steps = max(int(total_steps), 2)
+    # OneCycleLR divides by (warm-up steps - 1) and by the steps after the warm-up: keep the warm-up in [1.5, T - 0.5]
+    warmup = min(max(pct_start * total_steps, 1.5), total_steps - 0.5)
     return OneCycleLR(
         optimizer,
         max_lr=max_lr,
-        total_steps=max(int(total_steps), 2),
-        pct_start=pct_start,
+        total_steps=total_steps,
+        pct_start=warmup / total_steps,
         div_factor=div_factor,
         final_div_factor=final_div_factor,
         cycle_momentum=cycle_momentum and has_momentum,
