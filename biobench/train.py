@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from biobench import CONFIG_DIR
+from biobench.contracts import SubsetDataModule
 from biobench.pruning import Pruner
 from biobench.pruning.budget import training_length
 from biobench.pruning.pruner import SUBSET_FILE
@@ -98,7 +99,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
 
 def apply_budget(
-    trainer: pl.Trainer, pruner: Pruner, datamodule: Any, n_kept: int, output_dir: Path
+    trainer: pl.Trainer, pruner: Pruner, datamodule: SubsetDataModule, n_kept: int, output_dir: Path
 ) -> dict[str, float]:
     """Set how long the trainer runs on the kept subset (``pruning.budget``, see :mod:`biobench.pruning.budget`) and
     record it in ``subset.json``; returns its metrics."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -140,9 +141,10 @@ class ImageDataModule(pl.LightningDataModule, ABC):
         """Number of *training* identities (e.g. fingers) where the data has identities."""
         return None
 
-    @property
+    @cached_property
     def spec(self) -> DataSpec:
-        """What the model receives (see :class:`biobench.contracts.DataSpec` and the module docstring)."""
+        """What the model receives (see :class:`biobench.contracts.DataSpec` and the module docstring). Memoised like
+        the hash: every checkpoint save records it, and for a folder of mixed sizes it reads an image."""
         c, h, w = self.image_shape
         return DataSpec(c, (h, w), self.mean, self.std, self.num_classes, self.num_identities)
 

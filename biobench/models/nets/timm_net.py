@@ -9,6 +9,8 @@ import timm
 import torch
 from torch import nn
 
+from biobench.models.nets.loading import read_state_dict
+
 
 class TimmNet(nn.Module):
     """Adapts a timm model to the biobench net interface (``forward_features`` returns pooled ``[N, D]``)."""
@@ -37,10 +39,7 @@ def create_timm_net(
     model = timm.create_model(model_name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
     if pretrained_path is not None:
         path = Path(pretrained_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"model.net.pretrained_path='{path}' does not exist.")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
+        state = read_state_dict(path)  # safetensors or weights_only torch.load, errors naming the file
         head = {k for k in state if k.startswith(model.default_cfg.get("classifier", "head"))}
         missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False)
         bad = [k for k in missing if not k.startswith(model.default_cfg.get("classifier", "head"))]
