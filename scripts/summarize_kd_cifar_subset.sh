@@ -18,11 +18,13 @@ summary() {
 }
 # teachers' own accuracy on the full data
 summary teachers "$OUT/teachers" -- --label model/net,model.net.width
-# alpha study: random + KD per keep ratio, and the alpha that wins on validation accuracy
-summary alpha "$OUT"/seed*/alpha -- --label model.alpha --best-over model.alpha --select-metric val/acc
-# random + KD vs the best pruning method (aum_ccs) with and without KD; random without KD (alpha 0) counts both the
-# alpha study's alpha=0 runs and the pruning study's random runs
-summary methods "$OUT"/seed*/alpha "$OUT"/seed*/ccs "$PRUNING"/seed* -- \
+# alpha study: random + KD per keep ratio (alpha 0 = the pruning study's random runs), and the alpha that wins on
+# validation accuracy
+summary alpha "$OUT"/seed*/alpha "$PRUNING"/seed*/epochs -- --label model.alpha --default model.alpha=0 \
+  --where method=random --best-over model.alpha --select-metric val/acc
+# random + KD vs the best pruning method (aum_ccs) with and without KD (the pruning study's runs, epoch budget)
+summary methods "$OUT"/seed*/alpha "$OUT"/seed*/ccs "$PRUNING"/seed*/epochs -- \
   --label method,model.alpha --default model.alpha=0 --where method=random,aum_ccs
 # teacher-size study at keep 0.3 (alpha 0.9); the student-sized teacher comes from the alpha study
-summary teacher_size "$OUT"/seed*/teacher_size "$OUT"/seed*/alpha -- --label model.teacher_ckpt,model.alpha
+summary teacher_size "$OUT"/seed*/teacher_size "$OUT"/seed*/alpha -- --label model.teacher_ckpt,model.alpha \
+  --where pruning.keep_ratio=0.3

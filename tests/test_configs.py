@@ -38,6 +38,9 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
         data = [*tiny, "data.gen_workers=0", "data.val_fraction=0.2"]
         if not experiment.startswith("verify_"):
             data.append("model.net.stem_pool=2")
+    elif experiment.startswith("fp_"):  # embedders: enough fingers for genuine and impostor pairs in val and test
+        data = ["data.n_fingers=16", "data.impressions=2", "data.generator.size=128", "data.image_size=64",
+                "data.gen_workers=0", "data.val_fraction=0.25"]  # fmt: skip
     elif experiment.startswith("prune_cifar"):
         variant = 100 if experiment.endswith("100") else 10
         data = [f"data.data_dir={make_cifar_folder(tmp_path / 'cifar', variant)}"]
@@ -46,6 +49,9 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
     if experiment.startswith("kd_"):
         teacher = experiment.replace("kd_", "teacher_")
         return [*data, f"model.teacher_ckpt={teacher_checkpoint(tmp_path, teacher, data)}"]
+    if experiment == "fp_fusion":  # one briefly trained ViT embedder fused with itself
+        embedder = teacher_checkpoint(tmp_path, "fp_vit", data)
+        return [*data, f"recognizer.first.path={embedder}", f"recognizer.second.path={embedder}"]
     if experiment.startswith("verify_"):  # a Henry-class classifier's features as the recognizer under test
         teacher = teacher_checkpoint(tmp_path, "teacher_fingerprint_class", [*data, "model.net.stem_pool=2"])
         return [*data, f"recognizer.path={teacher}"]

@@ -70,7 +70,26 @@ def test_equals_the_functional_core_on_the_same_scores() -> None:
         assert results[key] == pytest.approx(tar_at_far(scores["genuine"], scores["impostor"], far), abs=1e-7)
     assert results["eer"] == pytest.approx(equal_error_rate(scores["genuine"], scores["impostor"]), abs=1e-7)
     assert 0.02 < results["eer"] < 0.4  # overlapping scores: a non-trivial operating point
-    assert set(results) == {*TAR_KEYS, "eer", "rank1"}
+    assert set(results) == {*TAR_KEYS, "eer", "rank1", "genuine_pairs", "impostor_pairs"}
+    assert (results["genuine_pairs"], results["impostor_pairs"]) == (len(genuine), len(impostor))
+
+
+def test_all_impostors_score_every_cross_finger_pair() -> None:
+    """``impostors="all"``: every pair of samples of different fingers, once (brute force over i < j)."""
+    emb, finger, impression, index = prints(fingers=12, impressions=3)
+    metric = VerificationMetrics(FARS, impostors="all")
+    metric.update(emb, finger, impression, index)
+    results = {k: float(v) for k, v in metric.compute().items()}
+    e = torch.nn.functional.normalize(emb.double(), dim=1).numpy()
+    i, j = np.triu_indices(len(e), k=1)
+    cross = finger.numpy()[i] != finger.numpy()[j]
+    expected = (e[i[cross]] * e[j[cross]]).sum(1)
+    assert results["impostor_pairs"] == len(expected) == 36 * 35 // 2 - 12 * 3
+    np.testing.assert_allclose(np.sort(metric.scores["impostor"]), np.sort(expected), atol=1e-6)
+    assert "impostor_index" not in metric.scores
+    assert results["genuine_pairs"] == 12 * 3
+    with pytest.raises(ValueError, match="impostors must be one of"):
+        VerificationMetrics(FARS, impostors="first")
 
 
 def test_eer_and_tar_agree_with_scikit_learn() -> None:

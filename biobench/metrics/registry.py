@@ -54,6 +54,7 @@ for _pattern, _info in {
     "fd": MetricInfo("min", "", 1.0, "Frechet distance"),
     "fid": MetricInfo("min", "", 1.0, "Frechet inception distance"),
     "kept_fraction": MetricInfo("max", "%", 100.0, "share of training samples kept"),
+    "*_pairs": MetricInfo("max", "", 1.0, "number of comparison pairs a verification rate was measured on"),
     "*_s": MetricInfo("min", "s", 1.0, "wall-clock time"),
 }.items():
     register_metric(_pattern, _info)

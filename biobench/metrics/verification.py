@@ -5,7 +5,10 @@ that collects embeddings across batches and processes.
 Scores are similarities (higher = more likely the same finger). Conventions (FVC / NIST):
 
 - genuine pairs: every pair of impressions of the same finger; impostor pairs: the first impression of every
-  finger against the first impression of every other finger;
+  finger against the first impression of every other finger (``impostors="fvc"``, F (F - 1) / 2 pairs), or every
+  pair of samples of different fingers (``impostors="all"``, about (F m)^2 / 2 pairs for F fingers of m
+  impressions: zero false accepts in N impostor pairs only bound the FAR at ~3 / N, so TAR@FAR=1e-4 needs
+  >= 30,000 of them);
 - ``TAR@FAR=x``: the threshold is the ``(1 - x)`` quantile of the impostor scores -- taken as the score of the
   ``floor(x * n) + 1``-th best impostor, so at most a share ``x`` of impostors scores above it -- and TAR is the
   share of genuine scores above it (the achieved FAR never exceeds ``x``);
@@ -25,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
+
+IMPOSTOR_PROTOCOLS = ("fvc", "all")
 
 
 def fvc_pairs(finger: np.ndarray, impression: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +113,20 @@ def pair_similarities(embeddings: torch.Tensor, pairs: torch.Tensor, chunk: int 
     return torch.cat([(e[p[:, 0]] * e[p[:, 1]]).sum(1) for p in pairs.split(chunk)])
 
 
+def all_impostor_scores(embeddings: torch.Tensor, finger: np.ndarray, chunk: int = 2048) -> torch.Tensor:
+    """Cosine similarity of every pair ``i < j`` of samples of different fingers (row blocks of ``chunk`` samples
+    against all later ones, so memory is bounded by ``chunk x N`` besides the scores themselves)."""
+    e = F.normalize(embeddings.float(), dim=1)
+    fingers = torch.as_tensor(np.asarray(finger), device=e.device)
+    n, scores = len(e), []
+    columns = torch.arange(n, device=e.device)
+    for start in range(0, n, chunk):
+        rows = columns[start : start + chunk]
+        later = columns[None, :] > rows[:, None]
+        scores.append((e[rows] @ e.T)[later & (fingers[rows, None] != fingers[None, :])])
+    return torch.cat(scores) if scores else e.new_zeros(0)
+
+
 def rank1_identification(
     embeddings: torch.Tensor, finger: np.ndarray, impression: np.ndarray, chunk: int = 4096
 ) -> float:
@@ -131,18 +150,23 @@ class VerificationMetrics(Metric):
 
     ``update(embeddings [N, D], finger [N], impression [N], index [N])`` over batches (and processes: the states are
     concatenated across ranks); ``compute()`` keeps one row per sample ``index`` (DistributedSampler pads ranks
-    with repeated samples), scores the FVC pairs by cosine similarity and returns ``{"tar@far=1e-2": ..., "eer": ...,
-    "rank1": ...}``. The per-pair ``genuine`` / ``impostor`` scores and the pairs' sample indices
-    (``genuine_index`` / ``impostor_index`` ``[P, 2]``) of the last ``compute()`` are kept in :attr:`scores`.
+    with repeated samples), scores the genuine and impostor pairs (``impostors``: ``"fvc"`` or ``"all"``, see the
+    module docstring) by cosine similarity and returns ``{"tar@far=1e-2": ..., "eer": ..., "rank1": ...,
+    "genuine_pairs": G, "impostor_pairs": I}``. The per-pair ``genuine`` / ``impostor`` scores and the pairs'
+    sample indices (``genuine_index`` / ``impostor_index`` ``[P, 2]``; no ``impostor_index`` for ``"all"``, whose
+    pairs are every cross-finger pair in sample order) of the last ``compute()`` are kept in :attr:`scores`.
     """
 
     is_differentiable = False
     higher_is_better = None
     full_state_update = False
 
-    def __init__(self, fars: Sequence[float] = (1e-2, 1e-3, 1e-4), **kwargs: Any) -> None:
+    def __init__(self, fars: Sequence[float] = (1e-2, 1e-3, 1e-4), impostors: str = "fvc", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if impostors not in IMPOSTOR_PROTOCOLS:
+            raise ValueError(f"Verification impostors must be one of {IMPOSTOR_PROTOCOLS}, got '{impostors}'.")
         self.fars = tuple(float(f) for f in fars)
+        self.impostors = impostors
         for name in ("embeddings", "finger", "impression", "index"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self.scores: dict[str, np.ndarray] = {}
@@ -179,20 +203,20 @@ class VerificationMetrics(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         embeddings, finger, impression, index = self._unique_samples()
         genuine_pairs, impostor_pairs = fvc_pairs(finger, impression)
-        genuine, impostor = (
-            pair_similarities(embeddings, torch.as_tensor(p, device=embeddings.device)).cpu().double().numpy()
-            for p in (genuine_pairs, impostor_pairs)
-        )
-        self.scores = {
-            "genuine": genuine,
-            "impostor": impostor,
-            "genuine_index": index[genuine_pairs],
-            "impostor_index": index[impostor_pairs],
-        }
+        genuine = pair_similarities(embeddings, torch.as_tensor(genuine_pairs, device=embeddings.device))
+        self.scores = {"genuine": genuine.cpu().double().numpy(), "genuine_index": index[genuine_pairs]}
+        if self.impostors == "all":
+            impostor = all_impostor_scores(embeddings, finger)
+        else:
+            impostor = pair_similarities(embeddings, torch.as_tensor(impostor_pairs, device=embeddings.device))
+            self.scores["impostor_index"] = index[impostor_pairs]
+        self.scores["impostor"] = impostor.cpu().double().numpy()
+        genuine, impostor = self.scores["genuine"], self.scores["impostor"]
         results = {far_name(far): tar_at_far(genuine, impostor, far) for far in self.fars}
         results["eer"] = equal_error_rate(genuine, impostor)
         results["rank1"] = rank1_identification(embeddings, finger, impression)
-        return {k: torch.tensor(v, dtype=torch.float32) for k, v in results.items()}
+        results["genuine_pairs"], results["impostor_pairs"] = len(genuine), len(impostor)
+        return {k: torch.tensor(v, dtype=torch.float64) for k, v in results.items()}
 
     def reset(self) -> None:
         super().reset()

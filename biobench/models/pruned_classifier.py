@@ -19,7 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from biobench.models.base import System
 from biobench.models.nets import create_net
 from biobench.models.nets.loading import TRAINING_SPEC_KEY
-from biobench.models.schedules import lightning_scheduler
+from biobench.models.schedules import optimizers_config
 from biobench.utils.config import to_plain
 
 
@@ -133,8 +133,6 @@ class PrunedClassifier(System):
             checkpoint[TRAINING_SPEC_KEY] = self.trainer.datamodule.spec.as_dict()
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = lightning_scheduler(self.scheduler_factory, optimizer, self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return optimizers_config(
+            self.optimizer_factory, self.scheduler_factory, self.parameters(), self.trainer.estimated_stepping_batches
+        )

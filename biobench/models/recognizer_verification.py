@@ -27,6 +27,7 @@ from biobench.utils.artifacts import save_arrays, save_figure, save_table
 
 FARS = (1e-2, 1e-3, 1e-4)
 BATCH_KEYS = ("image", "finger", "impression", "index")
+PAIR_COUNTS = ("test/genuine_pairs", "test/impostor_pairs")
 
 
 def roc_det_figure(genuine: np.ndarray, impostor: np.ndarray) -> Figure:
@@ -63,16 +64,19 @@ class RecognizerVerification(System):
     Args:
         recognizer: a Recognizer, or a factory taking ``spec=`` (a ``conf/recognizer/`` config, ``_partial_: true``).
         spec: the :class:`DataSpec` of the served images, passed by the entrypoint (``data_args = ("spec",)``).
+        impostors: ``"fvc"`` (first impressions of every two fingers) or ``"all"`` (every cross-finger pair).
     """
 
     data_args = ("spec",)
-    metrics = (*(f"test/{far_name(far)}" for far in FARS), "test/eer", "test/rank1")
+    metrics = (*(f"test/{far_name(far)}" for far in FARS), "test/eer", "test/rank1", *PAIR_COUNTS)
     requires_checkpoint = False
 
-    def __init__(self, recognizer: Recognizer | Callable[..., Recognizer], spec: DataSpec) -> None:
+    def __init__(
+        self, recognizer: Recognizer | Callable[..., Recognizer], spec: DataSpec, impostors: str = "fvc"
+    ) -> None:
         super().__init__()
         self.recognizer = build_recognizer(recognizer, spec)
-        self.test_metrics = VerificationMetrics(FARS)
+        self.test_metrics = VerificationMetrics(FARS, impostors=impostors)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         missing = [k for k in BATCH_KEYS if k not in batch]

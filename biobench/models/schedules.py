@@ -88,3 +88,17 @@ def lightning_scheduler(
             )
         return {"scheduler": factory(optimizer=optimizer, total_steps=int(total_steps)), "interval": "step"}
     return {"scheduler": factory(optimizer=optimizer), "interval": "epoch"}
+
+
+def optimizers_config(
+    optimizer_factory: Callable[..., torch.optim.Optimizer],
+    scheduler_factory: Callable[..., LRScheduler] | None,
+    params: Any,
+    total_steps: int | float,
+) -> Any:
+    """What ``configure_optimizers`` returns for one optimiser over ``params`` and an optional schedule (sized by
+    :func:`lightning_scheduler`); ``total_steps`` is the trainer's ``estimated_stepping_batches``."""
+    optimizer = optimizer_factory(params=params)
+    if scheduler_factory is None:
+        return optimizer
+    return {"optimizer": optimizer, "lr_scheduler": lightning_scheduler(scheduler_factory, optimizer, total_steps)}

@@ -30,6 +30,22 @@ class TimmNet(nn.Module):
         return self.model(x)
 
 
+def load_local_weights(model: nn.Module, path: str | Path, model_name: str) -> None:
+    """Load the state dict file ``path`` into the timm ``model`` (its classifier head, absent or of another size,
+    excluded); anything else missing or unexpected is an error naming the file."""
+    path = Path(path)
+    state = read_state_dict(path)  # safetensors or weights_only torch.load, errors naming the file
+    head_prefix = model.default_cfg.get("classifier", "head") if hasattr(model, "default_cfg") else "head"
+    missing, unexpected = model.load_state_dict(
+        {k: v for k, v in state.items() if not k.startswith(head_prefix)}, strict=False
+    )
+    bad = [k for k in missing if not k.startswith(head_prefix)]
+    if bad or unexpected:
+        raise ValueError(
+            f"Weights '{path}' do not fit timm model '{model_name}': missing {bad[:5]}, unexpected {unexpected[:5]}."
+        )
+
+
 def create_timm_net(
     model_name: str, num_classes: int, in_chans: int = 3, pretrained_path: str | None = None, **kwargs: Any
 ) -> TimmNet:
@@ -38,14 +54,5 @@ def create_timm_net(
         raise ValueError(f"Unknown timm model 'timm/{model_name}' (see timm.list_models()).")
     model = timm.create_model(model_name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
     if pretrained_path is not None:
-        path = Path(pretrained_path)
-        state = read_state_dict(path)  # safetensors or weights_only torch.load, errors naming the file
-        head = {k for k in state if k.startswith(model.default_cfg.get("classifier", "head"))}
-        missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False)
-        bad = [k for k in missing if not k.startswith(model.default_cfg.get("classifier", "head"))]
-        if bad or unexpected:
-            raise ValueError(
-                f"Weights '{path}' do not fit timm model '{model_name}': "
-                f"missing {bad[:5]}, unexpected {unexpected[:5]}."
-            )
+        load_local_weights(model, pretrained_path, model_name)
     return TimmNet(model)
