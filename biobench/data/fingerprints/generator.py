@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 import numpy as np
 
-from biobench.data.fingerprints.impression import Impression, ImpressionRanges, render_impression
+from biobench.data.fingerprints.impression import Impression, ImpressionRanges, preset_ranges, render_impression
 from biobench.data.fingerprints.master import MasterFingerprint, check_master_args, make_master
 from biobench.data.fingerprints.orientation import HENRY_PRIORS
 
@@ -23,6 +23,10 @@ class FingerprintGenerator:
     Deterministic: finger ``f`` of generator seed ``s`` always has the same master, drawn from its own random
     stream ``(s, f)``; impression ``i`` of it draws from the independent stream ``(s, f, i)``. Masters are kept
     in an LRU cache of ``cache_size`` entries (about 0.5 MB each at 320 px).
+
+    Impressions are drawn from the ranges of ``preset`` (``default`` or ``hard``, see ``impression.PRESETS``) with
+    the ``impression`` overrides on top; an :class:`ImpressionRanges` given as ``impression`` replaces the preset's
+    ranges (and then ``preset`` must stay ``default``).
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class FingerprintGenerator:
         henry_priors: Sequence[float] = HENRY_PRIORS,
         impression: dict[str, Any] | ImpressionRanges | None = None,
         cache_size: int = 64,
+        preset: str = "default",
     ) -> None:
         if size < 128:
             raise ValueError(f"Fingerprint size must be at least 128 px (a finger at 500 dpi), got {size}.")
@@ -43,7 +48,14 @@ class FingerprintGenerator:
         self.period_range = (float(period_range[0]), float(period_range[1]))
         self.n_seeds = int(n_seeds)
         self.henry_priors = tuple(float(p) for p in henry_priors)
+        self.preset = str(preset)
+        base = preset_ranges(self.preset)
         if isinstance(impression, ImpressionRanges):
+            if self.preset != "default":
+                raise ValueError(
+                    f"FingerprintGenerator got preset='{self.preset}' and an ImpressionRanges, which replaces the "
+                    "preset: give either, or the preset with a dict of overrides."
+                )
             self.ranges = impression
         else:
             ranges = {k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
@@ -52,13 +64,14 @@ class FingerprintGenerator:
             unknown = sorted(set(ranges) - set(valid))
             if unknown:
                 raise ValueError(f"Unknown generator.impression keys {unknown}; valid keys: {valid}.")
-            self.ranges = ImpressionRanges(**ranges)
+            self.ranges = replace(base, **ranges)
         self.cache_size = cache_size
         self._masters: OrderedDict[int, MasterFingerprint] = OrderedDict()
 
     def describe_content(self) -> dict[str, Any]:
-        """Everything that determines the generated images (keys caches of generated datasets)."""
-        return {
+        """Everything that determines the generated images (keys caches of generated datasets). The preset is named
+        only when it is not ``default``, so default sets keep the hash they had before presets existed."""
+        content = {
             "version": GENERATOR_VERSION,
             "seed": self.seed,
             "size": self.size,
@@ -67,6 +80,9 @@ class FingerprintGenerator:
             "henry_priors": self.henry_priors,
             "impression": asdict(self.ranges),
         }
+        if self.preset != "default":
+            content["preset"] = self.preset
+        return content
 
     def master(self, finger: int) -> MasterFingerprint:
         """The master of finger ``finger`` (cached)."""

