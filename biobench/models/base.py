@@ -19,6 +19,23 @@ from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 
+from biobench.models.nets.loading import TRAINING_SPEC_KEY
+
+
+def trainer_data_hash(trainer: pl.Trainer) -> str | None:
+    """The content hash of the trainer's datamodule, if it has one."""
+    datamodule = getattr(trainer, "datamodule", None)
+    return datamodule.data_hash() if datamodule is not None and hasattr(datamodule, "data_hash") else None
+
+
+def record_training_data(checkpoint: dict[str, Any], trainer: pl.Trainer) -> None:
+    """Record in ``checkpoint`` which data the weights were trained on (``data_hash``: a KD student checks its
+    teacher against it) and the spec of the images they saw (``data_spec``: Recognizers resize and normalise to it)."""
+    data_hash = trainer_data_hash(trainer)
+    if data_hash:
+        checkpoint["data_hash"] = data_hash
+        checkpoint[TRAINING_SPEC_KEY] = trainer.datamodule.spec.as_dict()
+
 
 class System(pl.LightningModule):
     """LightningModule with the declarations above and checkpoint checks that name the file and what differs."""

@@ -26,11 +26,9 @@ from torchmetrics import MeanMetric
 from biobench.data.fingerprints.minutiae_map import minutiae_maps
 from biobench.data.fingerprints.pose import PoseAugment, background_fill
 from biobench.metrics.verification import VerificationMetrics, far_name
-from biobench.models.base import System
+from biobench.models.base import System, record_training_data
 from biobench.models.margin_loss import margin_loss
 from biobench.models.nets.embedding import EMBEDDER_SYSTEM, MinutiaeMapHead, build_embedding_net
-from biobench.models.nets.loading import TRAINING_SPEC_KEY
-from biobench.models.pruned_classifier import trainer_data_hash
 from biobench.models.recognizer_verification import FARS, PAIR_COUNTS, save_verification_artifacts
 from biobench.models.schedules import optimizers_config
 from biobench.utils.config import to_plain
@@ -176,10 +174,7 @@ class FingerprintEmbedder(System):
         """Mark the checkpoint as an embedder's and record the data it was trained on (the embedder Recognizer
         resizes and normalises to that spec)."""
         checkpoint["system"] = EMBEDDER_SYSTEM
-        data_hash = trainer_data_hash(self.trainer)
-        if data_hash:
-            checkpoint["data_hash"] = data_hash
-            checkpoint[TRAINING_SPEC_KEY] = self.trainer.datamodule.spec.as_dict()
+        record_training_data(checkpoint, self.trainer)
 
     def configure_optimizers(self) -> Any:
         return optimizers_config(

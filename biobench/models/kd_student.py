@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from biobench.contracts import SubsetDataModule
+from biobench.models.base import trainer_data_hash
 from biobench.models.nets.loading import fold_batchnorm, load_classifier_net
-from biobench.models.pruned_classifier import PrunedClassifier, trainer_data_hash
+from biobench.models.pruned_classifier import PrunedClassifier
 from biobench.utils.cache import cached_arrays
 from biobench.utils.config import to_plain
 from biobench.utils.hashing import content_hash

@@ -10,23 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from biobench.models.base import System
+from biobench.models.base import System, record_training_data
 from biobench.models.nets import create_net
-from biobench.models.nets.loading import TRAINING_SPEC_KEY
 from biobench.models.schedules import optimizers_config
 from biobench.utils.config import to_plain
-
-
-def trainer_data_hash(trainer: pl.Trainer) -> str | None:
-    """The content hash of the trainer's datamodule, if it has one."""
-    datamodule = getattr(trainer, "datamodule", None)
-    return datamodule.data_hash() if datamodule is not None and hasattr(datamodule, "data_hash") else None
 
 
 class PrunedClassifier(System):
@@ -127,10 +119,7 @@ class PrunedClassifier(System):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record which data the weights were trained on (a KD student checks its teacher against the hash) and the
         spec of the images they saw (a classifier Recognizer resizes and normalises to it)."""
-        data_hash = trainer_data_hash(self.trainer)
-        if data_hash:
-            checkpoint["data_hash"] = data_hash
-            checkpoint[TRAINING_SPEC_KEY] = self.trainer.datamodule.spec.as_dict()
+        record_training_data(checkpoint, self.trainer)
 
     def configure_optimizers(self) -> Any:
         return optimizers_config(
