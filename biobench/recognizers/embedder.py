@@ -11,7 +11,7 @@ from pathlib import Path
 
 from biobench.contracts import DataSpec
 from biobench.models.nets.embedding import EMBEDDER_SYSTEM, EmbeddingNet, build_embedding_net
-from biobench.models.nets.loading import TRAINING_SPEC_KEY
+from biobench.models.nets.loading import TRAINING_SPEC_KEY, load_net_state
 from biobench.recognizers.frozen import FrozenRecognizer
 from biobench.utils.checkpoint import read_checkpoint
 
@@ -28,11 +28,7 @@ def load_embedding_net(path: str | Path) -> tuple[EmbeddingNet, dict]:
     hp = ckpt["hyper_parameters"]
     net_cfg = {k: v for k, v in hp["net"].items() if k != "pretrained_path"}  # the weights come from the checkpoint
     net = build_embedding_net(net_cfg, hp["in_chans"], hp["embedding_dim"])
-    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"Checkpoint '{path}' does not fit its own network spec {hp['net']}: {err}") from err
+    load_net_state(net, ckpt, path)
     return net.eval().requires_grad_(False), ckpt
 
 

@@ -37,13 +37,21 @@ def load_classifier_net(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         )
     spec = dict(hp["net"])
     net = create_net(spec.pop("name"), num_classes=hp["num_classes"], in_chans=hp["in_chans"], **spec)
+    load_net_state(net, ckpt, path)
+    net.eval().requires_grad_(False)
+    return net, ckpt
+
+
+def load_net_state(net: nn.Module, ckpt: dict[str, Any], path: str | Path) -> None:
+    """Load the ``net.*`` weights of a biobench checkpoint into ``net`` (rebuilt from the checkpoint's own
+    ``hyper_parameters["net"]``); a mismatch is an error naming the file and that spec."""
     state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
-        raise ValueError(f"Checkpoint '{path}' does not fit its own network spec {hp['net']}: {err}") from err
-    net.eval().requires_grad_(False)
-    return net, ckpt
+        raise ValueError(
+            f"Checkpoint '{path}' does not fit its own network spec {ckpt['hyper_parameters']['net']}: {err}"
+        ) from err
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
