@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from biobench.data.fingerprints import FingerprintDataModule
+from biobench.data.fingerprints.minutiae_map import minutiae_maps
 from biobench.eval import evaluate
 from biobench.models.fingerprint_embedder import FingerprintEmbedder
 from biobench.models.margin_loss import margin_loss
@@ -84,6 +85,8 @@ def test_minutiae_loss_decreases_on_a_tiny_overfit_run(tmp_path: Path) -> None:
     assert int(batch["n_minutiae"].sum()) > 0
     model = tiny_embedder(weight=1.0, num_identities=int(batch["label"].max()) + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    target = minutiae_maps(batch["minutiae"], batch["n_minutiae"], (64, 64), (32, 32))
+    assert target.amax() > 0.9  # blobs drawn at the minutiae, not an empty target
     losses = []
     for _ in range(40):
         _, feature_map = model.net(batch["image"])
@@ -93,6 +96,10 @@ def test_minutiae_loss_decreases_on_a_tiny_overfit_run(tmp_path: Path) -> None:
         optimizer.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
+    assert losses[-1] < 0.5 * float((target**2).mean())  # well below predicting an empty map
+    with torch.no_grad():
+        predicted = model.minutiae_head(model.net(batch["image"])[1])
+    assert predicted[target > 0.5].mean() > 3 * predicted[target == 0].mean()  # lit where the minutiae are
 
 
 def test_no_guidance_builds_no_minutiae_head_and_identities_are_required() -> None:

@@ -91,7 +91,10 @@ def build_embedding_net(net: dict[str, Any], in_chans: int, embedding_dim: int) 
 
 
 class MinutiaeMapHead(nn.Module):
-    """Decodes a feature map into a minutiae map ``[N, channels, H, W]`` in ``[0, 1]`` (sigmoid).
+    """Decodes a feature map into a minutiae map ``[N, channels, H, W]``, regressed linearly onto the [0, 1] targets.
+
+    No output sigmoid: with targets that are zero almost everywhere, MSE through a sigmoid drives the logits so
+    low that the sigmoid saturates and the head stops learning (seen on a tiny overfit run: an all-zero map).
 
     1x1 projection, bilinear upsampling to ``map_size``, two 3x3 convolutions: small on purpose, so that the
     minutiae information has to be present in the backbone's features rather than be computed by the head.
@@ -107,4 +110,4 @@ class MinutiaeMapHead(nn.Module):
 
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(self.project(feature_map), size=self.map_size, mode="bilinear", align_corners=False)
-        return torch.sigmoid(self.refine(x))
+        return self.refine(x)
