@@ -5,7 +5,8 @@ biobench-train -m experiment=prune_digits pruning.keep_ratio=0.1,0.5 seed=0,1
 
 Any system (DESIGN.md, docs/architecture.md) is built the same way: its declared data arguments come from the
 datamodule's spec; ``monitor`` selects the best checkpoint, the early-stopping metric and the checkpoint tested
-(the last one for ``monitor: null``). The run's ``status.json`` says whether it finished.
+(the last one for ``monitor: null``). The run's ``status.json`` says whether it finished; with ``skip_done=true`` a
+job whose directory holds a finished run of the same config is not run again (resuming an interrupted multirun).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from biobench.utils.instantiate import instantiate_group
 from biobench.utils.run import (
     check_launcher_plugin,
     check_multirun_ddp,
+    finished_run,
     group_wandb_runs,
     metric_value,
     run_status,
@@ -51,6 +53,9 @@ SELECTION_CALLBACKS = ("model_checkpoint", "early_stopping")  # callbacks that n
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one experiment described by ``cfg``; returns its final metrics. ``status.json`` records the outcome."""
     output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("skip_done") and (done := finished_run(output_dir, cfg)) is not None:
+        log.info("Skipped: %s already holds a finished run of this config (skip_done=true).", output_dir)
+        return done
     with run_status(output_dir):
         return _train(cfg, output_dir)
 

@@ -12,7 +12,7 @@ if [ ! -d "$DATA" ]; then mkdir -p outputs/data && tar -xf ../shared/data/cifar1
 # run_chunk DIR OVERRIDES...: one multirun into DIR, skipped when an earlier call completed it (DIR/.complete) or
 # another live call of a sweep script is running it (DIR/.running holds its PID): a killed sweep resumes where it
 # stopped, and a second call of the same script (e.g. with OMP_NUM_THREADS=1 on each of two cores) takes the chunks
-# the first has not started.
+# the first has not started. Inside a chunk, skip_done=true skips the jobs a killed call finished.
 run_chunk() {
   local dir=$1
   shift
@@ -23,7 +23,7 @@ run_chunk() {
     return
   fi
   echo $$ > "$dir/.running"
-  "$BIN/biobench-train" -m "$@" hydra.sweep.dir="$dir"
+  "$BIN/biobench-train" -m "$@" skip_done=true hydra.sweep.dir="$dir"
   touch "$dir/.complete"
   rm -f "$dir/.running"
 }

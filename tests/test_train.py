@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import train_crash_and_resume
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from biobench.eval import evaluate
 from biobench.train import train
@@ -145,3 +145,17 @@ def test_step_budget_trains_a_subset_for_the_full_sets_steps(compose_train) -> N
 def test_unknown_budget_is_rejected(compose_train) -> None:
     with pytest.raises(Exception, match=r"pruning.budget must be one of \['epochs', 'steps'\]"):
         train(compose_train(*FAST, "pruning.budget=iterations"))
+
+
+def test_skip_done_reuses_a_finished_run_of_the_same_config_only(compose_train) -> None:
+    cfg = compose_train(*FAST, "trainer.max_epochs=1", "skip_done=true")
+    first = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    again = train(compose_train(*FAST, "trainer.max_epochs=1", "skip_done=true"))
+    assert again["test/acc"] == pytest.approx(float(first["test/acc"]))
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp  # nothing retrained or rewritten
+    changed = compose_train(*FAST, "trainer.max_epochs=2", "skip_done=true")
+    train(changed)
+    assert (out / "metrics.json").stat().st_mtime_ns != stamp  # another config trains
+    assert OmegaConf.load(out / "config.yaml").trainer.max_epochs == 2

@@ -23,7 +23,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from biobench.utils.distributed import is_global_zero_from_env
 from biobench.utils.hashing import content_hash
-from biobench.utils.io import write_json, write_text
+from biobench.utils.io import read_json, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,24 @@ def run_status(output_dir: str | Path) -> Iterator[None]:
         raise
     if write:
         write_json(path, status | {"status": "done", "ended": _now()})
+
+
+def finished_run(output_dir: str | Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The metrics of a run that already finished in ``output_dir`` with this same config (``status.json`` done,
+    ``metrics.json`` present, the saved ``config.yaml`` equal to ``cfg`` resolved, ``skip_done`` aside); else
+    ``None``. Lets a re-launched multirun skip the jobs an interrupted one completed."""
+    output_dir = Path(output_dir)
+    status, metrics, saved = (output_dir / name for name in (STATUS_FILE, "metrics.json", "config.yaml"))
+    if not (status.is_file() and metrics.is_file() and saved.is_file()):
+        return None
+    if read_json(status, "run status").get("status") != "done":
+        return None
+    same = _without_skip_done(OmegaConf.load(saved)) == _without_skip_done(cfg)
+    return read_json(metrics, "run metrics") if same else None
+
+
+def _without_skip_done(cfg: DictConfig) -> dict[str, Any]:
+    return {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items() if key != "skip_done"}
 
 
 def describe_failure(err: BaseException) -> str:
