@@ -4,9 +4,11 @@ Rows: (a) the raw GEMM of torch (queries @ gallery.T in our matcher's blocks, no
 bf16 / int8 and numpy's OpenBLAS fp32 for reference); (b) faiss IndexFlatIP; (c) our TorchMatcher in fp32, bf16,
 int8 and bf16 exact (bf16 GEMM as a filter, fp32 re-scoring), each with its top-1 agreement with fp32; (d) faiss
 IVF-PQ with recall@1 against exact search (its rate counts every gallery template as scored); (e) afis Bozorth3
-per minutiae-template match. Data: a seeded random L2-normalised gallery; the timed queries are noisy copies of
-gallery templates (mated probes, as in identification); agreement is also measured on independent random
-queries (unmated: every score near 0, the hardest case for bf16 / int8 / IVF-PQ). Goals for our matchers,
+per minutiae-template match; (f) embedding throughput (images/s, inference) of the ViT and the CNN embedders of
+``experiment=fp_vit`` / ``fp_cnn`` at their default size, and the matches one embedding costs. Data: a seeded
+random L2-normalised gallery; the timed queries are noisy copies of gallery templates (mated probes, as in
+identification); agreement is also measured on independent random queries (unmated: every score near 0, the
+hardest case for bf16 / int8 / IVF-PQ). Goals for our matchers,
 printed PASS/MISS: >= 1e8 matches/s, >= 0.7 of the torch fp32 GEMM, >= 1.0 of faiss IndexFlatIP.
 
 torch and faiss run their own thread pools: all are set to ``--threads`` (threadpoolctl where installed), each
@@ -110,6 +112,31 @@ def bozorth3_rate(matches: int) -> tuple[float, str]:
     return impostor, f"{matches} impostor pairs ({sizes} minutiae), 1 thread; genuine pairs {genuine:.2f}/s"
 
 
+def embedding_rates(reps: int, batch: int = 64) -> dict[str, dict]:
+    """Images/s (wall and per CPU-s) of the default ViT and CNN embedders (``experiment=fp_vit`` / ``fp_cnn``) on
+    random grey images at the experiment's size, eval mode, no gradients."""
+    from tempfile import TemporaryDirectory
+
+    from biobench.models.nets.embedding import build_embedding_net
+    from biobench.utils.compose import compose_run_config
+    from biobench.utils.config import to_plain
+
+    rows = {}
+    for experiment in ("fp_vit", "fp_cnn"):
+        with TemporaryDirectory() as out:
+            cfg = compose_run_config("train", [f"experiment={experiment}"], out)
+        net = build_embedding_net(to_plain(cfg.model.net), in_chans=1, embedding_dim=cfg.model.embedding_dim).eval()
+        size = cfg.data.image_size
+        images = torch.randn(batch, 1, size, size, generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            net.embed(images)
+            wall, cpu = best_time(lambda net=net, images=images: net.embed(images), reps)
+        name = f"{experiment} ({cfg.model.net.model_name}, {size} px)"
+        params = sum(p.numel() for p in net.parameters()) / 1e6
+        rows[name] = {"rate": batch / wall, "cpu_rate": batch / cpu, "note": f"{params:.1f} M parameters"}
+    return rows
+
+
 def available_bytes() -> int:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -135,6 +162,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=20_000, help="IVF-PQ training templates")
     parser.add_argument("--bozorth", type=int, default=150, help="Bozorth3 impostor matches to time (0: skip)")
     parser.add_argument("--no-faiss", action="store_true")
+    parser.add_argument("--no-embedders", action="store_true", help="skip the embedding throughput rows")
     args = parser.parse_args()
 
     n, d = args.gallery, args.dim
@@ -241,6 +269,17 @@ def main() -> None:
         r = rows[name]["rate"]
         marks = {"1e8/s": r >= 1e8, "0.7 GEMM": r / gemm >= 0.7, "1.0 faiss": r / faiss_rate >= 1.0}
         print(f"  {name:16s} " + "  ".join(f"{goal} {'PASS' if ok else 'MISS'}" for goal, ok in marks.items()))
+
+    if not args.no_embedders:
+        embedders = embedding_rates(args.reps)
+        cnn = next(row["rate"] for name, row in embedders.items() if name.startswith("fp_cnn"))
+        ours = rows["ours fp32"]["rate"]
+        print(f"\n{'embedding (batch 64)':40s} {'images/s':>10s} {'/ CNN':>7s} {'per CPU-s':>10s} "
+              f"{'matches/img':>11s}  notes")  # fmt: skip
+        for name, row in embedders.items():
+            r = row["rate"]
+            print(f"{name:40s} {r:10.3g} {r / cnn:7.3f} {row['cpu_rate']:10.3g} {ours / r:11.3g}  {row['note']}")
+        print("matches/img: 1:N matches (ours fp32) that cost as much time as embedding one image")
 
 
 if __name__ == "__main__":
