@@ -152,7 +152,16 @@ def test_bad_synthetic_settings_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"generator\.impression keys"):
         FingerprintDataModule(generator={"impression": {"tilt": 3}}).setup("fit")
     with pytest.raises(ValueError, match="test_fraction"):
-        FingerprintDataModule(test_fraction=1.0)
+        FingerprintDataModule(test_fraction=1.5)
+
+
+def test_test_fraction_one_serves_every_finger_for_evaluation_only() -> None:
+    dm = FingerprintDataModule(n_fingers=4, impressions=2, generator={"seed": 1, **TINY}, task="finger",
+                               test_fraction=1.0)  # fmt: skip
+    dm.setup("test")
+    assert len(dm.test_set) == 8 and sorted(set(dm.test_set.fields["finger"].tolist())) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="evaluation only"):
+        dm.setup("fit")
 
 
 def test_exported_set_reads_back_with_labels(tmp_path: Path) -> None:

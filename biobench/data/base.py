@@ -190,7 +190,12 @@ class ImageDataModule(pl.LightningDataModule, ABC):
             train_fields = self.training_fields(fields, train_ids)
             self.train_set = ImageSamples(source, train_fields, train_ids, self.transform(train=True))
             self.val_set = ImageSamples(source, fields, val_ids, self.transform(train=False))
-        if self.test_set is None and stage in (None, "test", "validate", "predict"):
+        if stage in (None, "test", "validate", "predict"):
+            self.setup_test()
+
+    def setup_test(self) -> None:
+        """The test split alone (evaluation-only data has no training split)."""
+        if self.test_set is None:
             source, fields = self._checked_split("test")
             self.test_set = ImageSamples(source, fields, np.arange(len(source)), self.transform(train=False))
 

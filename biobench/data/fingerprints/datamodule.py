@@ -1,7 +1,7 @@
 """Fingerprint data for training and evaluation: synthetic (default) or a folder of real prints.
 
-Splits are identity-disjoint: fingers (not images) are assigned to test (``test_fraction``), validation
-(``val_fraction`` of the rest) and train by ``split_seed``. Two label sets:
+Splits are identity-disjoint: fingers (not images) are assigned to test (``test_fraction``; 1 = every finger, for
+evaluation only), validation (``val_fraction`` of the rest) and train by ``split_seed``. Two label sets:
 
 - ``task=henry``: the Henry class (arch, tented arch, left loop, right loop, whorl) -- a classification task
   for ``pruned_classifier`` / ``kd_student`` (``experiment=prune_fingerprint_class``);
@@ -74,8 +74,11 @@ class FingerprintDataModule(ClassificationDataModule):
         super().__init__(**kwargs)
         if task not in TASKS:
             raise ValueError(f"data.task must be one of {TASKS}, got '{task}'.")
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"data.test_fraction must be in (0, 1) (a fraction of the fingers), got {test_fraction}.")
+        if not 0.0 < test_fraction <= 1.0:
+            raise ValueError(
+                f"data.test_fraction must be in (0, 1] (a fraction of the fingers; 1 = all, for evaluation only), "
+                f"got {test_fraction}."
+            )
         if data_dir is None and (n_fingers < 3 or impressions < 1):
             raise ValueError(
                 f"Synthetic fingerprints need >= 3 fingers and >= 1 impression, got {n_fingers} x {impressions}."
@@ -160,6 +163,9 @@ class FingerprintDataModule(ClassificationDataModule):
         """Sorted finger ids of the ``test``, ``val`` and ``train`` splits."""
         fingers = np.unique(self._fingers)
         order = np.random.default_rng([self.split_seed, 31]).permutation(fingers)
+        if self.test_fraction == 1.0:  # evaluation only: every finger is a test finger
+            empty = np.array([], dtype=fingers.dtype)
+            return {"test": np.sort(fingers), "val": empty, "train": empty}
         n_test = max(1, round(self.test_fraction * len(fingers)))
         if n_test >= len(fingers):
             raise ValueError(f"{len(fingers)} fingers are too few to hold out test_fraction={self.test_fraction}.")
@@ -220,6 +226,17 @@ class FingerprintDataModule(ClassificationDataModule):
                 "column for every image; use data.task=finger or add the labels."
             )
         return fields["henry"][ids]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.test_fraction < 1.0:
+            super().setup(stage)
+        elif stage in ("test", "predict"):
+            self.setup_test()
+        else:
+            raise ValueError(
+                "data.test_fraction=1 makes every finger a test finger (evaluation only): there is nothing to train "
+                "or validate on; lower it for training."
+            )
 
     def load_split(self, split: str) -> tuple[Any, dict[str, np.ndarray]]:
         data = self._all  # read (and report unreadable files) before splitting
