@@ -5,9 +5,9 @@
 # (where SIMS should matter most) under the epoch budget, the recipe of sweep_pruning_cifar_subset.sh. One resumable
 # multirun (run_chunk, cifar_subset.sh) per seed and variant; the runs carry `variant=<name>`; the summary adds the
 # unablated SIM + SIMS and random runs of the pruning study when they exist. Usage:
-#   bash scripts/sweep_sims_ablation_cifar_subset.sh [out dir] [seeds] [epochs]   (defaults: outputs/results/..., "0 1", 10)
+#   bash scripts/sweep_sims_ablation_cifar_subset.sh [out dir] [seeds] [epochs]   (defaults: outputs/results/..., "0", 10)
 DEFAULT_OUT=outputs/results/sims_ablation_cifar10_mini
-source "$(dirname "$0")/cifar_subset.sh" "${1:-$DEFAULT_OUT}" "${2:-0 1}" "${3:-10}"
+source "$(dirname "$0")/cifar_subset.sh" "${1:-$DEFAULT_OUT}" "${2:-0}" "${3:-10}"
 PRUNING=${PRUNING:-outputs/results/pruning_cifar10_mini}
 declare -A VARIANTS=(
   [sim_no_separability]="pruning.score.separability=false"
