@@ -6,6 +6,7 @@
 # multirun (run_chunk, cifar_subset.sh) per seed and variant; the runs carry `variant=<name>`; the summary adds the
 # unablated SIM + SIMS and random runs of the pruning study when they exist. Usage:
 #   bash scripts/sweep_sims_ablation_cifar_subset.sh [out dir] [seeds] [epochs]   (defaults: outputs/results/..., "0", 10)
+#   ONLY=sims_easier,sims_peaked bash scripts/sweep_sims_ablation_cifar_subset.sh ... (some variants only)
 DEFAULT_OUT=outputs/results/sims_ablation_cifar10_mini
 source "$(dirname "$0")/cifar_subset.sh" "${1:-$DEFAULT_OUT}" "${2:-0}" "${3:-10}"
 PRUNING=${PRUNING:-outputs/results/pruning_cifar10_mini}
@@ -25,6 +26,7 @@ COMMON=(experiment=prune_folder "data.data_dir=$PWD/$DATA" "trainer.max_epochs=$
         callbacks.progress_bar.refresh_rate=0 method=sim_sims pruning.keep_ratio=0.1,0.3 pruning.budget=epochs)
 for SEED in $SEEDS; do
   for NAME in $(printf "%s\n" "${!VARIANTS[@]}" | sort); do
+    if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$NAME,"* ]]; then continue; fi
     # shellcheck disable=SC2086  # the variant's overrides are separate words
     run_chunk "$OUT/seed$SEED/$NAME" "${COMMON[@]}" seed="$SEED" +variant="$NAME" ${VARIANTS[$NAME]}
   done
