@@ -45,7 +45,7 @@ class FingerprintEmbedder(System):
         net: ``{model_name, map_index, pretrained_path, **timm kwargs}`` (:class:`EmbeddingBackbone`).
         embedding_dim: length D of the embedding.
         loss: ``{kind: arcface | cosface, margin, scale}`` (:func:`biobench.models.margin_loss.margin_loss`).
-        minutiae: ``{weight, map_size, channels, sigma, truncate}``; weight 0 builds no minutiae head.
+        minutiae: ``{weight, map_size, hidden, channels, sigma, truncate}``; weight 0 builds no minutiae head.
         pose: :class:`PoseAugment` magnitudes ``{max_rotation, max_translation, crop_prob, crop_min_keep}``.
         num_identities, in_chans, mean, std: from the data spec (training fingers, image channels, normalisation).
         optimizer / scheduler: partials (``params`` / ``optimizer`` missing).
@@ -88,13 +88,16 @@ class FingerprintEmbedder(System):
         self.minutiae_weight = float(minutiae.get("weight", 0.0))
         if self.minutiae_weight < 0:
             raise ValueError(f"model.minutiae.weight must be >= 0, got {self.minutiae_weight}.")
-        self.map_settings = {k: v for k, v in minutiae.items() if k not in ("weight", "map_size")}
+        self.map_settings = {k: v for k, v in minutiae.items() if k not in ("weight", "map_size", "hidden")}
         self.minutiae_head = None
         if self.minutiae_weight > 0:
             size = minutiae["map_size"]
             map_size = (size, size) if isinstance(size, int) else tuple(size)
             self.minutiae_head = MinutiaeMapHead(
-                self.net.backbone.map_channels, map_size, self.map_settings.get("channels", 6)
+                self.net.backbone.map_channels,
+                map_size,
+                self.map_settings.get("channels", 6),
+                hidden=int(minutiae.get("hidden", 32)),
             )
         self.pose = PoseAugment(**pose, fill=background_fill(mean, std))
         self.train_loss, self.train_margin, self.train_minutiae = MeanMetric(), MeanMetric(), MeanMetric()

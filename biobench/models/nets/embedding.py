@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from biobench.models.nets import vit_conv_stem  # noqa: F401  (registers the conv-stem ViTs with timm)
 from biobench.models.nets.timm_net import load_local_weights
 
 EMBEDDER_SYSTEM = "fingerprint_embedder"  # the "system" entry of embedder checkpoints (checked by the Recognizer)
@@ -63,31 +64,43 @@ class EmbeddingBackbone(nn.Module):
         return self.model.forward_head(final, pre_logits=True), feature_map
 
 
+EMBEDDING_NORMS = ("none", "batch")
+
+
 class EmbeddingNet(nn.Module):
     """Backbone + linear projection to a fixed-length, L2-normalised embedding.
 
     ``forward(x) -> (embedding [N, D], feature map)``; ``embed(x)`` is the embedding alone (the Recognizer path).
+    ``embedding_norm="batch"`` puts a BatchNorm1d between the projection and the L2 normalisation (insightface's
+    feature head): it removes the component that all embeddings share, which dominates a ViT's pooled token at
+    initialisation and keeps every cosine near 1 (docs/embedder.md).
     """
 
-    def __init__(self, backbone: EmbeddingBackbone, embedding_dim: int) -> None:
+    def __init__(self, backbone: EmbeddingBackbone, embedding_dim: int, embedding_norm: str = "none") -> None:
         super().__init__()
         if embedding_dim < 1:
             raise ValueError(f"model.embedding_dim must be >= 1, got {embedding_dim}.")
+        if embedding_norm not in EMBEDDING_NORMS:
+            raise ValueError(f"model.net.embedding_norm='{embedding_norm}' is not one of {EMBEDDING_NORMS}.")
         self.backbone = backbone
         self.head = nn.Linear(backbone.num_features, embedding_dim)
+        self.head_norm = nn.BatchNorm1d(embedding_dim) if embedding_norm == "batch" else nn.Identity()
         self.embedding_dim = embedding_dim
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled, feature_map = self.backbone(x)
-        return F.normalize(self.head(pooled).float(), dim=1), feature_map
+        return F.normalize(self.head_norm(self.head(pooled)).float(), dim=1), feature_map
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self(x)[0]
 
 
 def build_embedding_net(net: dict[str, Any], in_chans: int, embedding_dim: int) -> EmbeddingNet:
-    """An :class:`EmbeddingNet` from a ``model.net`` config ``{model_name, map_index, pretrained_path, **timm}``."""
-    return EmbeddingNet(EmbeddingBackbone(in_chans=in_chans, **net), embedding_dim)
+    """An :class:`EmbeddingNet` from a ``model.net`` config ``{model_name, map_index, pretrained_path,
+    embedding_norm, **timm}``."""
+    net = dict(net)
+    embedding_norm = net.pop("embedding_norm", "none")
+    return EmbeddingNet(EmbeddingBackbone(in_chans=in_chans, **net), embedding_dim, embedding_norm)
 
 
 class MinutiaeMapHead(nn.Module):
@@ -100,7 +113,7 @@ class MinutiaeMapHead(nn.Module):
     minutiae information has to be present in the backbone's features rather than be computed by the head.
     """
 
-    def __init__(self, in_channels: int, map_size: tuple[int, int], channels: int = 6, hidden: int = 64) -> None:
+    def __init__(self, in_channels: int, map_size: tuple[int, int], channels: int = 6, hidden: int = 32) -> None:
         super().__init__()
         self.map_size = tuple(map_size)
         self.project = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.GELU())
