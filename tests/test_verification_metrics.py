@@ -189,3 +189,29 @@ def test_two_processes_give_the_same_eer_as_one(tmp_path: Path) -> None:
     assert ddp == pytest.approx(single, abs=1e-7)
     one, two = (np.load(tmp_path / d / "artifacts" / "verification_scores.npz") for d in ("one", "two"))
     assert len(two["genuine"]) == len(one["genuine"]) == 25 * 3
+
+
+@pytest.mark.parametrize("impostors", ["fvc", "all"])
+def test_a_separate_gallery_scores_the_earlier_impression_against_the_probe(impostors: str) -> None:
+    emb, finger, impression, index = prints(fingers=20)
+    gallery = emb + 0.5 * torch.randn_like(emb)  # e.g. the uncompressed enrolment of decoded probes
+    same = VerificationMetrics(FARS, impostors=impostors)
+    same.update(emb, finger, impression, index, gallery=emb)
+    plain = VerificationMetrics(FARS, impostors=impostors)
+    plain.update(emb, finger, impression, index)
+    assert {k: float(v) for k, v in same.compute().items()} == {k: float(v) for k, v in plain.compute().items()}
+
+    cross = VerificationMetrics(FARS, impostors=impostors)
+    cross.update(emb[:30], finger[:30], impression[:30], index[:30], gallery=gallery[:30])
+    cross.update(emb[30:], finger[30:], impression[30:], index[30:], gallery=gallery[30:])
+    results = cross.compute()
+    pairs = torch.as_tensor(cross.scores["genuine_index"])  # sample indices = rows here (index is arange)
+    e, g = torch.nn.functional.normalize(emb, dim=1), torch.nn.functional.normalize(gallery, dim=1)
+    first_earlier = (impression[pairs[:, 0]] < impression[pairs[:, 1]]).all()
+    assert first_earlier
+    expected = (g[pairs[:, 0]] * e[pairs[:, 1]]).sum(1).double().numpy()
+    np.testing.assert_allclose(np.sort(cross.scores["genuine"]), np.sort(expected), rtol=1e-6)
+    assert float(results["eer"]) != float(plain.compute()["eer"])
+
+    with pytest.raises(ValueError, match="every update or in none"):
+        cross.update(emb[:5], finger[:5], impression[:5], index[:5])

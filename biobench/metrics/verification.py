@@ -16,6 +16,10 @@ Scores are similarities (higher = more likely the same finger). Conventions (FVC
   the two ROC points that bracket the crossing);
 - rank-1: the gallery holds the first impression of every finger, every other impression is a probe; a probe is
   identified when its most similar gallery sample (cosine) is of its finger.
+
+Probes and galleries may be embedded apart (``gallery`` arguments: e.g. decoded probes against the uncompressed
+enrolment of the IPR codec's evaluation): a pair ``(i, j)``, ``i`` the earlier impression, is then scored as
+``gallery[i] . probe[j]``; without them both sides are the same embeddings.
 """
 
 from __future__ import annotations
@@ -104,45 +108,66 @@ def far_name(far: float) -> str:
     return f"tar@far={mantissa}e{int(exponent)}"
 
 
-def pair_similarities(embeddings: torch.Tensor, pairs: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
-    """Cosine similarity of the row pairs ``pairs [P, 2]`` of ``embeddings [N, D]`` (gathered ``chunk`` pairs at a
-    time, so memory stays bounded for the F (F - 1) / 2 impostor pairs of a large set)."""
+def _probe_gallery(embeddings: torch.Tensor, gallery: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2-normalised ``(probe, gallery)`` rows; the gallery is the probes themselves when not given."""
     e = F.normalize(embeddings.float(), dim=1)
+    if gallery is None:
+        return e, e
+    if gallery.shape != embeddings.shape:
+        raise ValueError(f"Gallery embeddings {tuple(gallery.shape)} must match the probes' {tuple(embeddings.shape)}.")
+    return e, F.normalize(gallery.float(), dim=1)
+
+
+def pair_similarities(
+    embeddings: torch.Tensor, pairs: torch.Tensor, chunk: int = 1 << 16, gallery: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cosine similarity of the row pairs ``pairs [P, 2]`` of ``embeddings [N, D]`` (gathered ``chunk`` pairs at a
+    time, so memory stays bounded for the F (F - 1) / 2 impostor pairs of a large set); with ``gallery``,
+    ``gallery[p0] . embeddings[p1]``."""
+    e, g = _probe_gallery(embeddings, gallery)
     if len(pairs) == 0:
         return e.new_zeros(0)
-    return torch.cat([(e[p[:, 0]] * e[p[:, 1]]).sum(1) for p in pairs.split(chunk)])
+    return torch.cat([(g[p[:, 0]] * e[p[:, 1]]).sum(1) for p in pairs.split(chunk)])
 
 
-def all_impostor_scores(embeddings: torch.Tensor, finger: np.ndarray, chunk: int = 2048) -> torch.Tensor:
+def all_impostor_scores(
+    embeddings: torch.Tensor, finger: np.ndarray, chunk: int = 2048, gallery: torch.Tensor | None = None
+) -> torch.Tensor:
     """Cosine similarity of every pair ``i < j`` of samples of different fingers (row blocks of ``chunk`` samples
-    against all later ones, so memory is bounded by ``chunk x N`` besides the scores themselves)."""
-    e = F.normalize(embeddings.float(), dim=1)
+    against all later ones, so memory is bounded by ``chunk x N`` besides the scores themselves); with ``gallery``,
+    ``gallery[i] . embeddings[j]``."""
+    e, g = _probe_gallery(embeddings, gallery)
     fingers = torch.as_tensor(np.asarray(finger), device=e.device)
     n, scores = len(e), []
     columns = torch.arange(n, device=e.device)
     for start in range(0, n, chunk):
         rows = columns[start : start + chunk]
         later = columns[None, :] > rows[:, None]
-        scores.append((e[rows] @ e.T)[later & (fingers[rows, None] != fingers[None, :])])
+        scores.append((g[rows] @ e.T)[later & (fingers[rows, None] != fingers[None, :])])
     return torch.cat(scores) if scores else e.new_zeros(0)
 
 
 def rank1_identification(
-    embeddings: torch.Tensor, finger: np.ndarray, impression: np.ndarray, chunk: int = 4096
+    embeddings: torch.Tensor,
+    finger: np.ndarray,
+    impression: np.ndarray,
+    chunk: int = 4096,
+    gallery: torch.Tensor | None = None,
 ) -> float:
     """Share of probes whose most similar gallery sample (cosine) is of their finger; the gallery is the first
-    (lowest) impression of every finger, the probes are the other impressions (``nan`` when there are none)."""
+    (lowest) impression of every finger (its row of ``gallery`` where given), the probes are the other impressions
+    (``nan`` when there are none)."""
     finger, impression = np.asarray(finger), np.asarray(impression)
     order = np.lexsort((impression, finger))
     first = np.r_[True, finger[order][1:] != finger[order][:-1]]
-    gallery, probes = order[first], order[~first]
+    first_rows, probes = order[first], order[~first]
     if len(probes) == 0:
         return float("nan")
-    e = F.normalize(embeddings.float(), dim=1)
-    g = e[torch.as_tensor(gallery, device=e.device)]
+    e, enrolled = _probe_gallery(embeddings, gallery)
+    g = enrolled[torch.as_tensor(first_rows, device=e.device)]
     probe_rows = torch.as_tensor(probes, device=e.device)
     nearest = torch.cat([(e[rows] @ g.T).argmax(1) for rows in probe_rows.split(chunk)]).cpu().numpy()
-    return float(np.mean(finger[gallery][nearest] == finger[probes]))
+    return float(np.mean(finger[first_rows][nearest] == finger[probes]))
 
 
 class VerificationMetrics(Metric):
@@ -155,6 +180,8 @@ class VerificationMetrics(Metric):
     "genuine_pairs": G, "impostor_pairs": I}``. The per-pair ``genuine`` / ``impostor`` scores and the pairs'
     sample indices (``genuine_index`` / ``impostor_index`` ``[P, 2]``; no ``impostor_index`` for ``"all"``, whose
     pairs are every cross-finger pair in sample order) of the last ``compute()`` are kept in :attr:`scores`.
+    ``update(..., gallery=...)`` (in every update or none) scores probes against separately embedded gallery rows
+    of the same samples (module docstring).
     """
 
     is_differentiable = False
@@ -167,12 +194,17 @@ class VerificationMetrics(Metric):
             raise ValueError(f"Verification impostors must be one of {IMPOSTOR_PROTOCOLS}, got '{impostors}'.")
         self.fars = tuple(float(f) for f in fars)
         self.impostors = impostors
-        for name in ("embeddings", "finger", "impression", "index"):
+        for name in ("embeddings", "gallery", "finger", "impression", "index"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self.scores: dict[str, np.ndarray] = {}
 
     def update(
-        self, embeddings: torch.Tensor, finger: torch.Tensor, impression: torch.Tensor, index: torch.Tensor
+        self,
+        embeddings: torch.Tensor,
+        finger: torch.Tensor,
+        impression: torch.Tensor,
+        index: torch.Tensor,
+        gallery: torch.Tensor | None = None,
     ) -> None:
         n = len(embeddings)
         if embeddings.ndim != 2 or any(t.shape != (n,) for t in (finger, impression, index)):
@@ -180,13 +212,20 @@ class VerificationMetrics(Metric):
                 f"VerificationMetrics.update needs embeddings [N, D] and finger / impression / index [N], got "
                 f"{tuple(embeddings.shape)}, {tuple(finger.shape)}, {tuple(impression.shape)}, {tuple(index.shape)}."
             )
+        if (gallery is None) != (len(self.gallery) == 0) and len(self.embeddings):
+            raise ValueError("VerificationMetrics.update: give gallery embeddings in every update or in none.")
+        if gallery is not None:
+            if gallery.shape != embeddings.shape:
+                raise ValueError(f"Gallery embeddings {tuple(gallery.shape)} must match {tuple(embeddings.shape)}.")
+            self.gallery.append(gallery.detach().float())
         self.embeddings.append(embeddings.detach().float())
         self.finger.append(finger.long())
         self.impression.append(impression.long())
         self.index.append(index.long())
 
-    def _unique_samples(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:
-        """``(embeddings, finger, impression, index)`` with one row per sample index (its first occurrence)."""
+    def _unique_samples(self) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray, np.ndarray, np.ndarray]:
+        """``(embeddings, gallery, finger, impression, index)`` with one row per sample index (its first
+        occurrence); ``gallery`` is ``None`` when none was given."""
         if isinstance(self.index, list) and not self.index:  # a list before, a tensor after a sync across ranks
             raise ValueError("VerificationMetrics.compute: no samples were given (update was never called).")
         index = dim_zero_cat(self.index).cpu().numpy()
@@ -197,24 +236,29 @@ class VerificationMetrics(Metric):
             raise ValueError(
                 f"VerificationMetrics: sample index {index[clash][0]} came with different finger / impression labels."
             )
-        embeddings = dim_zero_cat(self.embeddings)[torch.as_tensor(first, device=self.device)]
-        return embeddings, finger[first], impression[first], unique
+        rows = torch.as_tensor(first, device=self.device)
+        embeddings = dim_zero_cat(self.embeddings)[rows]
+        # a list before a sync across ranks, a tensor after (empty where no rank gave a gallery)
+        has_gallery = len(self.gallery) > 0 if isinstance(self.gallery, list) else self.gallery.numel() > 0
+        gallery = dim_zero_cat(self.gallery)[rows] if has_gallery else None
+        return embeddings, gallery, finger[first], impression[first], unique
 
     def compute(self) -> dict[str, torch.Tensor]:
-        embeddings, finger, impression, index = self._unique_samples()
+        embeddings, gallery, finger, impression, index = self._unique_samples()
         genuine_pairs, impostor_pairs = fvc_pairs(finger, impression)
-        genuine = pair_similarities(embeddings, torch.as_tensor(genuine_pairs, device=embeddings.device))
+        device = embeddings.device
+        genuine = pair_similarities(embeddings, torch.as_tensor(genuine_pairs, device=device), gallery=gallery)
         self.scores = {"genuine": genuine.cpu().double().numpy(), "genuine_index": index[genuine_pairs]}
         if self.impostors == "all":
-            impostor = all_impostor_scores(embeddings, finger)
+            impostor = all_impostor_scores(embeddings, finger, gallery=gallery)
         else:
-            impostor = pair_similarities(embeddings, torch.as_tensor(impostor_pairs, device=embeddings.device))
+            impostor = pair_similarities(embeddings, torch.as_tensor(impostor_pairs, device=device), gallery=gallery)
             self.scores["impostor_index"] = index[impostor_pairs]
         self.scores["impostor"] = impostor.cpu().double().numpy()
         genuine, impostor = self.scores["genuine"], self.scores["impostor"]
         results = {far_name(far): tar_at_far(genuine, impostor, far) for far in self.fars}
         results["eer"] = equal_error_rate(genuine, impostor)
-        results["rank1"] = rank1_identification(embeddings, finger, impression)
+        results["rank1"] = rank1_identification(embeddings, finger, impression, gallery=gallery)
         results["genuine_pairs"], results["impostor_pairs"] = len(genuine), len(impostor)
         return {k: torch.tensor(v, dtype=torch.float64) for k, v in results.items()}
 

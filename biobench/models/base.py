@@ -37,6 +37,25 @@ def record_training_data(checkpoint: dict[str, Any], trainer: pl.Trainer) -> Non
         checkpoint[TRAINING_SPEC_KEY] = trainer.datamodule.spec.as_dict()
 
 
+def _drop_excluded_state(module: System, state: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    """state_dict post-hook: the system's state without its ``checkpoint_excluded_prefixes``."""
+    excluded = tuple(prefix + p for p in module.checkpoint_excluded_prefixes)
+    for key in [k for k in state if k.startswith(excluded)]:
+        del state[key]
+
+
+def _keep_excluded_state(module: System, state: dict[str, Any], prefix: str, *args: Any) -> None:
+    """load_state_dict pre-hook: excluded submodules keep the weights they were built with (any such weights in
+    the incoming state, e.g. of checkpoints written before the part was excluded, are ignored)."""
+    _drop_excluded_state(module, state, prefix, None)
+    for part in module.checkpoint_excluded_prefixes:
+        try:
+            sub = module.get_submodule(part.rstrip("."))
+        except AttributeError:  # a part this system was built without (None)
+            continue
+        state.update({f"{prefix}{part}{k}": v for k, v in sub.state_dict().items()})
+
+
 class System(pl.LightningModule):
     """LightningModule with the declarations above and checkpoint checks that name the file and what differs."""
 
@@ -46,6 +65,13 @@ class System(pl.LightningModule):
     checkpoint_excluded_prefixes: ClassVar[tuple[str, ...]] = ()
     shape_flexible_prefixes: ClassVar[tuple[str, ...]] = ()
     requires_checkpoint: ClassVar[bool] = True
+
+    def exclude_frozen_parts(self) -> None:
+        """Keep the submodules named by ``checkpoint_excluded_prefixes`` (frozen parts rebuilt from their own files:
+        a teacher, a recognizer) out of this system's checkpoints, and keep their weights when one is loaded. Call
+        once those submodules exist."""
+        self.register_state_dict_post_hook(_drop_excluded_state)
+        self.register_load_state_dict_pre_hook(_keep_excluded_state)
 
     def _own_state(self, state: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in state.items() if not k.startswith(self.checkpoint_excluded_prefixes)}

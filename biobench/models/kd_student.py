@@ -100,20 +100,6 @@ def load_teacher(path: str | Path, num_classes: int, in_chans: int) -> tuple[nn.
     return net, ckpt
 
 
-def _drop_teacher_state(module: KDStudent, state: dict[str, Any], prefix: str, local_metadata: Any) -> None:
-    """state_dict post-hook: the student's state without the teacher."""
-    excluded = tuple(prefix + p for p in module.checkpoint_excluded_prefixes)
-    for key in [k for k in state if k.startswith(excluded)]:
-        del state[key]
-
-
-def _keep_teacher_state(module: KDStudent, state: dict[str, Any], prefix: str, *args: Any) -> None:
-    """load_state_dict pre-hook: the teacher keeps the weights of ``teacher_ckpt`` (teacher weights in checkpoints
-    written before the teacher was excluded are ignored)."""
-    _drop_teacher_state(module, state, prefix, None)
-    state.update({f"{prefix}teacher.{k}": v for k, v in module.teacher.state_dict().items()})
-
-
 class KDStudent(PrunedClassifier):
     """A :class:`PrunedClassifier` whose training loss distils a frozen full-data teacher.
 
@@ -152,8 +138,7 @@ class KDStudent(PrunedClassifier):
         teacher, ckpt = load_teacher(teacher_ckpt, self.hparams.num_classes, self.hparams.in_chans)
         self.teacher = fold_batchnorm(teacher).to(memory_format=self.memory_format)
         # the teacher comes from teacher_ckpt, not from the student's state (hooks: also when the student is wrapped)
-        self.register_state_dict_post_hook(_drop_teacher_state)
-        self.register_load_state_dict_pre_hook(_keep_teacher_state)
+        self.exclude_frozen_parts()
         self.teacher_ckpt = str(teacher_ckpt)
         self.teacher_hash = content_hash(Path(teacher_ckpt).read_bytes())
         self.teacher_data_hash = ckpt.get("data_hash", ckpt.get("data_fingerprint"))  # older: data_fingerprint

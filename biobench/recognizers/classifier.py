@@ -20,6 +20,8 @@ from biobench.contracts import DataSpec
 from biobench.models.nets.loading import TRAINING_SPEC_KEY, fold_batchnorm, load_classifier_net
 from biobench.recognizers.frozen import FrozenRecognizer, size_pair
 
+CLASSIFIER_OUTPUTS = ("penultimate", "logits")
+
 
 class PenultimateFeatures(nn.Module):
     """``forward(x) = net.forward_features(x)``: a biobench net without its classification head."""
@@ -51,11 +53,16 @@ def classifier_recognizer(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     fold_bn: bool = True,
+    output: str = "penultimate",
 ) -> FrozenRecognizer:
     """The penultimate features of the classifier checkpoint ``path`` as a Recognizer of images served by ``spec``.
 
     ``input_size`` ``None`` (and none stored) keeps the served size; ``mean`` / ``std`` must be known (stored or given).
+    ``output="logits"`` embeds by the (L2-normalised) class logits instead, whose argmax is the classifier's
+    prediction: the evaluator of a codec scored by accuracy.
     """
+    if output not in CLASSIFIER_OUTPUTS:
+        raise ValueError(f"recognizer.output='{output}' is not one of {CLASSIFIER_OUTPUTS}.")
     net, ckpt = load_classifier_net(path)
     trained = ckpt.get(TRAINING_SPEC_KEY) or {}
     input_size = _from_checkpoint("input_size", trained.get("image_size"), size_pair(input_size), path)
@@ -67,7 +74,7 @@ def classifier_recognizer(
             "recognizer.mean and recognizer.std (the data.mean / data.std it was trained with) and "
             "recognizer.input_size (its data.image_size)."
         )
-    features = PenultimateFeatures(net)
+    features = PenultimateFeatures(net) if output == "penultimate" else net
     if fold_bn:
         features = fold_batchnorm(features)
     return FrozenRecognizer(features, spec, ckpt["hyper_parameters"]["in_chans"], mean, std, input_size)
