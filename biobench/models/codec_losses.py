@@ -19,6 +19,7 @@ from biobench.metrics.compression.quality import ms_ssim, ms_ssim_window
 
 DISTORTIONS = ("mse", "ms-ssim")
 IPR_DISTANCES = ("cosine", "l2")
+MS_SSIM_MIN_SIDE = 32  # five-scale MS-SSIM needs a smaller side above this even with its smallest (3-px) window
 
 
 def bits_per_pixel_estimate(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ paper's unseen-recognizer test), next to the same metric on the uncompressed ima
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
@@ -35,7 +35,13 @@ from biobench.contracts import DataSpec, Recognizer
 from biobench.metrics.compression.quality import psnr
 from biobench.metrics.verification import VerificationMetrics, far_name
 from biobench.models.base import System
-from biobench.models.codec_losses import IPR_DISTANCES, RateDistortionLoss, identity_distance, ms_ssim_fitted
+from biobench.models.codec_losses import (
+    IPR_DISTANCES,
+    MS_SSIM_MIN_SIDE,
+    RateDistortionLoss,
+    identity_distance,
+    ms_ssim_fitted,
+)
 from biobench.models.nets.compression import (
     build_codec,
     compress_images,
@@ -48,7 +54,6 @@ from biobench.recognizers import build_recognizer
 from biobench.utils.artifacts import save_figure
 
 FARS = (1e-2, 1e-3, 1e-4)
-EVALUATIONS = ("verification", "classification", "none")
 _VERIFY = (*(far_name(f) for f in FARS), "eer", "rank1")
 _CDF_BUFFERS = {EntropyBottleneck: ["_quantized_cdf", "_offset", "_cdf_length"],
                 GaussianConditional: ["_quantized_cdf", "_offset", "_cdf_length", "scale_table"]}  # fmt: skip
@@ -90,9 +95,14 @@ class IPRCodec(System):
     metrics = (
         "train/loss", "train/bpp", "train/mse", "train/ipr", "train/aux_loss",
         "val/loss", "val/bpp", "val/psnr", "val/ipr",
-        "test/bpp", "test/psnr", "test/ms_ssim", "test/ipr", "test/decode_error", "test/acc", "test/ref_acc",
-        *(f"test/{m}" for m in _VERIFY), *(f"test/ref_{m}" for m in _VERIFY),
+        "test/bpp", "test/psnr", "test/decode_error",
     )  # fmt: skip
+    # logged besides, by model.evaluation (test/ms_ssim too where images exceed 32 px, test/ipr with a recognizer)
+    evaluation_metrics: ClassVar[dict[str, tuple[str, ...]]] = {
+        "verification": (*(f"test/{m}" for m in _VERIFY), *(f"test/ref_{m}" for m in _VERIFY)),
+        "classification": ("test/acc", "test/ref_acc"),
+        "none": (),
+    }
     checked_hparams = ("codec", "in_chans")
     checkpoint_excluded_prefixes = ("recognizer.", "evaluator.")
     shape_flexible_prefixes = ("codec.entropy_bottleneck._", "codec.gaussian_conditional.")
@@ -114,8 +124,8 @@ class IPRCodec(System):
     ) -> None:
         super().__init__()
         codec, loss, ipr = dict(codec), dict(loss), dict(ipr)
-        if evaluation not in EVALUATIONS:
-            raise ValueError(f"model.evaluation='{evaluation}' is not one of {EVALUATIONS}.")
+        if evaluation not in self.evaluation_metrics:
+            raise ValueError(f"model.evaluation='{evaluation}' is not one of {tuple(self.evaluation_metrics)}.")
         self.ipr_weight = float(ipr.get("weight", 0.0))
         if self.ipr_weight < 0:
             raise ValueError(f"model.ipr.weight must be >= 0, got {self.ipr_weight}.")
@@ -233,7 +243,8 @@ class IPRCodec(System):
         bpp = torch.tensor([8.0 * len(b) / pixels for b in bitstreams], device=x.device)
         self.test_means["bpp"].update(bpp)
         self.test_means["psnr"].update(psnr(x_hat, x))
-        self.test_means["ms_ssim"].update(ms_ssim_fitted(x_hat, x))
+        if min(x.shape[-2:]) > MS_SSIM_MIN_SIDE:  # CIFAR's 32 px are too small for five scales: no MS-SSIM
+            self.test_means["ms_ssim"].update(ms_ssim_fitted(x_hat, x))
         if self._shown is None:
             self._shown = (x[:6].cpu(), x_hat[:6].cpu(), bpp[:6].cpu())
         recognizer = self.eval_recognizer

@@ -1,7 +1,8 @@
 """Fingerprint data for training and evaluation: synthetic (default) or a folder of real prints.
 
-Splits are identity-disjoint: fingers (not images) are assigned to test (``test_fraction``; 1 = every finger, for
-evaluation only), validation (``val_fraction`` of the rest) and train by ``split_seed``. Two label sets:
+Splits are identity-disjoint (:mod:`biobench.data.identities`): fingers (not images) are assigned to test
+(``test_fraction``; 1 = every finger, for evaluation only), validation (``val_fraction`` of the rest) and train by
+``split_seed``. Two label sets:
 
 - ``task=henry``: the Henry class (arch, tented arch, left loop, right loop, whorl) -- a classification task
   for ``pruned_classifier`` / ``kd_student`` (``experiment=prune_fingerprint_class``);
@@ -35,23 +36,24 @@ from typing import Any
 
 import numpy as np
 
-from biobench.data.classification import ClassificationDataModule
 from biobench.data.fingerprints.export import RENDER_VERSION, render_fingerprints
 from biobench.data.fingerprints.fields import stack_minutiae
 from biobench.data.fingerprints.folder_minutiae import MINUTIAE_SOURCES, folder_minutiae
 from biobench.data.fingerprints.generator import FingerprintGenerator
 from biobench.data.fingerprints.orientation import HENRY_CLASSES
 from biobench.data.fingerprints.readers import FingerprintRecords, read_fingerprint_folder
+from biobench.data.identities import IdentityDataModule
 from biobench.data.sources import ArraySource, FileSource, image_hw
-from biobench.metrics.verification import fvc_pairs
 from biobench.utils.cache import cached_arrays
 from biobench.utils.hashing import content_hash
 
 TASKS = ("henry", "finger")
 
 
-class FingerprintDataModule(ClassificationDataModule):
+class FingerprintDataModule(IdentityDataModule):
     """Synthetic fingerprints (``data_dir=None``) or real ones read by layout; see the module docstring."""
+
+    identity_key = "finger"
 
     def __init__(
         self,
@@ -63,7 +65,6 @@ class FingerprintDataModule(ClassificationDataModule):
         impressions: int = 4,
         generator: dict[str, Any] | None = None,
         image_size: int | None = 128,
-        test_fraction: float = 0.2,
         preload: bool = True,
         cache_dir: str | None = None,
         gen_workers: int = 0,
@@ -74,11 +75,6 @@ class FingerprintDataModule(ClassificationDataModule):
         super().__init__(**kwargs)
         if task not in TASKS:
             raise ValueError(f"data.task must be one of {TASKS}, got '{task}'.")
-        if not 0.0 < test_fraction <= 1.0:
-            raise ValueError(
-                f"data.test_fraction must be in (0, 1] (a fraction of the fingers; 1 = all, for evaluation only), "
-                f"got {test_fraction}."
-            )
         if data_dir is None and (n_fingers < 3 or impressions < 1):
             raise ValueError(
                 f"Synthetic fingerprints need >= 3 fingers and >= 1 impression, got {n_fingers} x {impressions}."
@@ -88,7 +84,6 @@ class FingerprintDataModule(ClassificationDataModule):
         self.n_fingers, self.impressions = n_fingers, impressions
         self.generator_kwargs = dict(generator or {})
         self._image_size = image_size
-        self.test_fraction = test_fraction
         self.preload = preload
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.gen_workers = gen_workers
@@ -158,46 +153,24 @@ class FingerprintDataModule(ClassificationDataModule):
         content = [rel, [p.stat().st_size for p in records.paths], self.layout, self.pattern, self.minutiae]
         return {"source": source, "fields": fields, "content": content}
 
-    @cached_property
-    def _finger_split(self) -> dict[str, np.ndarray]:
-        """Sorted finger ids of the ``test``, ``val`` and ``train`` splits."""
-        fingers = np.unique(self._fingers)
-        order = np.random.default_rng([self.split_seed, 31]).permutation(fingers)
-        if self.test_fraction == 1.0:  # evaluation only: every finger is a test finger
-            empty = np.array([], dtype=fingers.dtype)
-            return {"test": np.sort(fingers), "val": empty, "train": empty}
-        n_test = max(1, round(self.test_fraction * len(fingers)))
-        if n_test >= len(fingers):
-            raise ValueError(f"{len(fingers)} fingers are too few to hold out test_fraction={self.test_fraction}.")
-        pool = np.sort(order[n_test:])
-        n_val = round(self.val_fraction * len(pool))
-        if n_val >= len(pool):
-            raise ValueError(
-                f"data.val_fraction={self.val_fraction} leaves no training finger of the {len(pool)} outside the test "
-                "split; lower it or add fingers."
-            )
-        val = np.random.default_rng([self.split_seed, 37]).permutation(pool)[:n_val]
-        return {"test": np.sort(order[:n_test]), "val": np.sort(val), "train": np.setdiff1d(pool, val)}
+    # -- IdentityDataModule ------------------------------------------------------------------------------
+    @property
+    def identities(self) -> np.ndarray:
+        return self._fingers
 
-    def _split_samples(self, split: str) -> np.ndarray:
-        """Image positions of the ``test`` split or of the train pool (``train``: training + validation fingers)."""
-        return np.flatnonzero(np.isin(self._fingers, self._finger_split["test"]) == (split == "test"))
+    def load_all(self) -> tuple[Any, dict[str, np.ndarray]]:
+        return self._all["source"], self._all["fields"]
 
-    # -- ClassificationDataModule ------------------------------------------------------------------------
+    def identity_names(self, ids: np.ndarray) -> list[str]:
+        return [str(f) for f in ids] if self.data_dir is None else [self._records.finger_names[f] for f in ids]
+
     @property
     def classes(self) -> list[str]:
-        if self.task == "henry":
-            return list(HENRY_CLASSES)
-        train = self._finger_split["train"]
-        return [str(f) for f in train] if self.data_dir is None else [self._records.finger_names[f] for f in train]
+        return list(HENRY_CLASSES) if self.task == "henry" else super().classes
 
     @property
     def open_set_eval(self) -> bool:
         return self.task == "finger"
-
-    @property
-    def num_identities(self) -> int:
-        return len(self._finger_split["train"])
 
     @property
     def image_size(self) -> int | None:
@@ -211,15 +184,10 @@ class FingerprintDataModule(ClassificationDataModule):
             return (1, self._generator.size, self._generator.size)
         return (1, *image_hw(self._records.paths[0]))
 
-    def _labels(self, ids: np.ndarray) -> np.ndarray:
-        fields = self._all["fields"]
+    def labels(self, ids: np.ndarray) -> np.ndarray:
         if self.task == "finger":  # dense id within the finger's own split: training fingers 0..num_identities-1
-            fingers = fields["finger"][ids]
-            labels = np.empty(len(ids), dtype=np.int64)
-            for members in self._finger_split.values():
-                inside = np.isin(fingers, members)
-                labels[inside] = np.searchsorted(members, fingers[inside])
-            return labels
+            return super().labels(ids)
+        fields = self._all["fields"]
         if "henry" not in fields:
             raise ValueError(
                 f"data.task=henry needs Henry classes, but '{self.data_dir}' has no metadata.csv with a 'henry' "
@@ -227,56 +195,9 @@ class FingerprintDataModule(ClassificationDataModule):
             )
         return fields["henry"][ids]
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.test_fraction < 1.0:
-            super().setup(stage)
-        elif stage in ("test", "predict"):
-            self.setup_test()
-        else:
-            raise ValueError(
-                "data.test_fraction=1 makes every finger a test finger (evaluation only): there is nothing to train "
-                "or validate on; lower it for training."
-            )
-
-    def load_split(self, split: str) -> tuple[Any, dict[str, np.ndarray]]:
-        data = self._all  # read (and report unreadable files) before splitting
-        ids = self._split_samples(split)
-        fields = {k: v[ids] for k, v in data["fields"].items()}
-        return _Subset(data["source"], ids), fields | {"label": self._labels(ids)}
-
-    def carve_val(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Validation = all images of the validation fingers (identity-disjoint from train)."""
-        is_val = np.isin(self._fingers[self._split_samples("train")], self._finger_split["val"])
-        return np.flatnonzero(is_val), np.flatnonzero(~is_val)
-
     def describe_content(self) -> Any:
         fields = self._all["fields"]
         henry = fields.get("henry")
         return {"data": self._all["content"], "task": self.task, "test_fraction": self.test_fraction,
                 "image_size": self._image_size, "finger": content_hash(self._fingers),
                 "henry": None if henry is None else content_hash(henry)}  # fmt: skip
-
-    # -- verification ------------------------------------------------------------------------------------
-    def split_labels(self, split: str) -> dict[str, np.ndarray]:
-        """``finger`` and ``impression`` (rank) of every sample of a split, in the split's sample order."""
-        self.setup("test" if split == "test" else "fit")
-        dataset = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
-        return {"finger": dataset.values("finger"), "impression": dataset.values("impression")}
-
-    def verification_pairs(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-        """FVC genuine and impostor index pairs over a split's samples (see :func:`fvc_pairs`)."""
-        labels = self.split_labels(split)
-        return fvc_pairs(labels["finger"], labels["impression"])
-
-
-class _Subset:
-    """A source restricted to positions ``ids`` (renumbered ``0..len(ids)-1``)."""
-
-    def __init__(self, source: Any, ids: np.ndarray) -> None:
-        self.source, self.ids = source, ids
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def load(self, i: int) -> Any:
-        return self.source.load(int(self.ids[i]))
