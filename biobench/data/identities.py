@@ -74,15 +74,19 @@ class IdentityDataModule(ClassificationDataModule):
         """Sorted identity ids of the ``test``, ``val`` and ``train`` splits."""
         ids, counts = np.unique(self.identities, return_counts=True)
         evaluable = ids[counts >= self.min_eval_images]
-        order = np.random.default_rng([self.split_seed, 31]).permutation(ids)
         if self.test_fraction == 1.0:  # evaluation only: every identity that can be evaluated is a test identity
-            split = {"test": evaluable, "val": ids[:0], "train": ids[:0]}
-            self._warn_unplaced(ids, split)
-            return split
+            unplaced = np.setdiff1d(ids, evaluable)
+            if len(unplaced):
+                log.warning(
+                    "%s: %d identities have fewer than %d images and are in no split (evaluation only): %s.",
+                    type(self).__name__, len(unplaced), self.min_eval_images, self.identity_names(unplaced),
+                )  # fmt: skip
+            return {"test": evaluable, "val": ids[:0], "train": ids[:0]}
         n_test = max(1, round(self.test_fraction * len(ids)))
         if n_test >= len(ids):
             raise ValueError(f"{len(ids)} identities are too few to hold out test_fraction={self.test_fraction}.")
-        self._check_evaluable("test", f"test_fraction={self.test_fraction}", n_test, len(evaluable))
+        self._check_evaluable("test", "test_fraction", n_test, len(evaluable))
+        order = np.random.default_rng([self.split_seed, 31]).permutation(ids)
         test = order[np.isin(order, evaluable)][:n_test]
         pool = np.setdiff1d(ids, test)
         n_val = round(self.val_fraction * len(pool))
@@ -92,25 +96,17 @@ class IdentityDataModule(ClassificationDataModule):
                 "test split; lower it or add identities."
             )
         candidates = pool[np.isin(pool, evaluable)]
-        self._check_evaluable("validation", f"val_fraction={self.val_fraction}", n_val, len(candidates))
+        self._check_evaluable("validation", "val_fraction", n_val, len(candidates))
         val = np.random.default_rng([self.split_seed, 37]).permutation(candidates)[:n_val]
         return {"test": np.sort(test), "val": np.sort(val), "train": np.setdiff1d(pool, val)}
 
     def _check_evaluable(self, split: str, setting: str, wanted: int, available: int) -> None:
         if wanted > available:
             raise ValueError(
-                f"{type(self).__name__}: data.{setting} asks for {wanted} {split} identities, but only {available} "
-                f"identities left have the >= {self.min_eval_images} images an evaluation identity needs; lower "
-                f"data.{setting.split('=')[0]} or add images."
+                f"{type(self).__name__}: data.{setting}={getattr(self, setting)} asks for {wanted} {split} identities, "
+                f"but only {available} identities left have the >= {self.min_eval_images} images an evaluation "
+                f"identity needs; lower data.{setting} or add images."
             )
-
-    def _warn_unplaced(self, ids: np.ndarray, split: dict[str, np.ndarray]) -> None:
-        unplaced = np.setdiff1d(ids, np.concatenate(list(split.values())))
-        if len(unplaced):
-            log.warning(
-                "%s: %d identities have fewer than %d images and are in no split (evaluation only): %s.",
-                type(self).__name__, len(unplaced), self.min_eval_images, self.identity_names(unplaced),
-            )  # fmt: skip
 
     def split_samples(self, split: str) -> np.ndarray:
         """Image positions of the ``test`` split or of the train pool (``train``: training + validation identities)."""

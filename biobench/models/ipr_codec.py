@@ -254,13 +254,14 @@ class IPRCodec(System):
         original = recognizer.embed(served)
         self.test_means["ipr"].update(1.0 - (decoded * original).sum(1))
         if self.evaluation == "verification":
-            keys = ("finger", "impression", "index")
-            if any(k not in batch for k in keys):
+            identity = batch.get("identity", batch.get("finger"))
+            if identity is None or "impression" not in batch or "index" not in batch:
                 raise KeyError(
-                    "model.evaluation=verification needs samples labelled by identity (finger, impression, index): "
-                    "use data=fingerprints data.task=finger, or model.evaluation=classification / none."
+                    "model.evaluation=verification needs samples labelled by identity (identity or finger, "
+                    "impression, index): use data=fingerprints data.task=finger or data=faces, or "
+                    "model.evaluation=classification / none."
                 )
-            labels = [batch[k] for k in keys]
+            labels = [identity, batch["impression"], batch["index"]]
             self.test_verification.update(decoded, *labels, gallery=original)
             self.ref_verification.update(original, *labels)
         elif self.evaluation == "classification":
