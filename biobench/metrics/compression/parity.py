@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-Point = dict[str, Any]
+Point = dict[str, Any]  # one rate point: {codec, quality, bpp, ...metrics} (rate_recognition's module docstring)
 BD_METHODS = ("pchip", "akima", "cubic")
 
 
@@ -46,13 +46,18 @@ def rate_curve(points: Sequence[Point], metric: str) -> tuple[np.ndarray, np.nda
     return bpp, value
 
 
+def parity_margin(value: np.ndarray | float, reference: float, tolerance: float, higher_is_better: bool) -> Any:
+    """How far ``value`` is inside the tolerance around ``reference`` (>= 0: within it, or better than the
+    reference)."""
+    return (1.0 if higher_is_better else -1.0) * (np.asarray(value, dtype=float) - reference) + tolerance
+
+
 def parity_bpp(
     points: Sequence[Point], metric: str, reference: float, tolerance: float = 0.005, higher_is_better: bool = True
 ) -> float | None:
     """The lowest bpp from which on ``metric`` stays within ``tolerance`` of ``reference`` (module docstring)."""
     bpp, value = rate_curve(points, metric)
-    sign = 1.0 if higher_is_better else -1.0
-    margin = sign * (value - reference) + tolerance  # >= 0: within the tolerance (or better than the reference)
+    margin = parity_margin(value, reference, tolerance, higher_is_better)
     if len(margin) == 0 or margin[-1] < 0:
         return None
     outside = np.flatnonzero(margin < 0)
@@ -132,10 +137,11 @@ def bd_rate(
     if method not in BD_METHODS:
         raise ValueError(f"bd_rate: method must be one of {BD_METHODS}, got '{method}'.")
     sign = 1.0 if higher_is_better else -1.0
-    fronts = {side: rate_front(p, metric, higher_is_better) for side, p in (("test", points), ("anchor", anchor_points))}
+    fronts = {"test": rate_front(points, metric, higher_is_better),
+              "anchor": rate_front(anchor_points, metric, higher_is_better)}  # fmt: skip
     for side, (bpp, _) in fronts.items():
         if len(bpp) < min_points:
-            return BDRate(None, f"the {side} curve has {len(bpp)} points of distinct {metric} on its rate front, "
+            return BDRate(None, f"{len(bpp)} of the {side} curve's points are on its rate front (distinct {metric}), "
                                 f"{min_points} needed")  # fmt: skip
         if bpp[0] <= 0:
             return BDRate(None, f"the {side} curve has a point at {bpp[0]} bpp (the rate axis is logarithmic)")

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from biobench.contracts import Recognizer
 from biobench.metrics.compression.base import Codec
+from biobench.metrics.compression.parity import Point
 from biobench.metrics.compression.quality import image_to_tensor, ms_ssim, ms_ssim_window, psnr
 from biobench.metrics.verification import VerificationMetrics, far_name
 from biobench.utils.hashing import content_hash
@@ -40,7 +41,6 @@ from biobench.utils.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
-Point = dict[str, Any]
 # Version of the cached points: bump it when how a point is computed changes, so older cache files are not reused.
 POINTS_VERSION = 1
 
@@ -120,8 +120,10 @@ def classification_scorer(
     def accuracy(x: torch.Tensor) -> dict[str, float]:
         logits = embed_images(recognizer, x, batch_size)
         if logits.shape[1] <= int(labels.max()):
-            raise ValueError(f"classification_scorer: the recognizer gives {logits.shape[1]} outputs but the labels "
-                             f"go up to {int(labels.max())}: give a classifier's logits (output='logits').")  # fmt: skip
+            raise ValueError(
+                f"classification_scorer: the recognizer gives {logits.shape[1]} outputs but the labels go up to "
+                f"{int(labels.max())}: give a classifier's logits (output='logits')."
+            )
         return {"acc": float((logits.argmax(1) == labels).float().mean())}
 
     reference = accuracy(check_images(images))
@@ -199,9 +201,9 @@ def cached_baseline(
     workers: int = 1,
 ) -> list[Point]:
     """:func:`evaluate_baseline` with every point stored as ``<cache_dir>/<hash>.json`` (atomic writes), keyed by
-    the images' content, the codec's name and settings (its time limit aside), the quality, the scorer's settings and ``key`` (what else
-    the metrics depend on: the recognizer file's hash). Only the missing qualities are evaluated; an unreadable
-    file is recomputed. ``cache_dir=None`` disables the cache."""
+    the images' content, the codec's name and settings (its time limit aside), the quality, the scorer's settings
+    and ``key`` (what else the metrics depend on: the recognizer file's hash). Only the missing qualities are
+    evaluated; an unreadable file is recomputed. ``cache_dir=None`` disables the cache."""
     images = check_images(images)
     if cache_dir is None:
         return evaluate_baseline(codec, qualities, images, scorer, workers)
