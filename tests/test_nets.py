@@ -45,3 +45,17 @@ def test_unknown_names_fail_with_the_known_list() -> None:
         create_net("resnet21", num_classes=2)
     with pytest.raises(ValueError, match="Unknown timm model 'timm/not_a_model'"):
         create_net("timm/not_a_model", num_classes=2)
+
+
+def test_conv_stem_vit_keeps_the_patch_grid_and_refuses_other_patch_sizes() -> None:
+    import timm
+
+    import biobench.models.nets.vit_conv_stem  # noqa: F401  (registers the models)
+
+    vit = timm.create_model("vit_tiny_conv_stem", img_size=64, patch_size=8, depth=1, num_classes=0, in_chans=1)
+    convs = [m for m in vit.patch_embed.proj if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2)] * 3 + [(1, 1)] and convs[-1].out_channels == 192
+    final, (tokens,) = vit.forward_intermediates(torch.rand(2, 1, 64, 64), indices=[0], intermediates_only=False)
+    assert tokens.shape == (2, 192, 8, 8) and final.shape == (2, 65, 192)  # an 8 x 8 grid, as patchify at patch 8
+    with pytest.raises(ValueError, match="power-of-two patch size"):
+        timm.create_model("vit_tiny_conv_stem", img_size=60, patch_size=12, depth=1, num_classes=0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from timm.layers import PatchEmbed
-from timm.models import build_model_with_cfg, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
@@ -36,6 +36,12 @@ class ConvStemPatchEmbed(PatchEmbed):
         for c_in, c_out in zip([in_chans, *widths[:-1]], widths, strict=True):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
         self.proj = nn.Sequential(*layers, nn.Conv2d(widths[-1], embed_dim, 1))
+
+
+# No pretrained weights: the configs only tell timm the input the architecture is shaped for (silences its warning).
+default_cfgs = generate_default_cfgs(
+    {name: {"num_classes": 0, "input_size": (3, 224, 224)} for name in ("vit_tiny_conv_stem", "vit_small_conv_stem")}
+)
 
 
 def _conv_stem_vit(variant: str, pretrained: bool, **kwargs: Any) -> VisionTransformer:
