@@ -52,6 +52,16 @@ def _composer(name: str, default_out: str, tmp_path: Path):
     return _compose
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): for single images
+    and tiny GEMMs on a shared CPU, an OpenMP team waiting for descheduled threads costs more than it brings."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def compose_train(tmp_path: Path):
     """``compose_train(*overrides, out=subdir)`` -> a train config writing under tmp_path."""

@@ -39,13 +39,7 @@ needs_dlib = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Single images through a ResNet: on a shared CPU a second thread costs more than it brings."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # single images / tiny GEMMs: faster on one thread
 
 
 @pytest.fixture(scope="module")

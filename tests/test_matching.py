@@ -48,13 +48,7 @@ def probes_of(gallery: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tens
     return F.normalize(gallery[rows] + noise, dim=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many tiny GEMMs: on a shared CPU an OpenMP team waits for descheduled threads (~20 ms per matmul)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # single images / tiny GEMMs: faster on one thread
 
 
 @pytest.fixture(scope="module")
