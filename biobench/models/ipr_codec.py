@@ -94,11 +94,12 @@ class IPRCodec(System):
 
     data_args = ("spec",)
     metrics = (
-        "train/loss", "train/bpp", "train/mse", "train/ipr", "train/aux_loss",
+        "train/loss", "train/bpp", "train/mse", "train/aux_loss",
         "val/loss", "val/bpp", "val/psnr", "val/ipr",
         "test/bpp", "test/psnr", "test/decode_error",
     )  # fmt: skip
-    # logged besides, by model.evaluation (test/ms_ssim too where images exceed 32 px, test/ipr with a recognizer)
+    # logged besides, by model.evaluation (test/ms_ssim too where images exceed 32 px, test/ipr with a recognizer,
+    # train/ipr when beta > 0)
     evaluation_metrics: ClassVar[dict[str, tuple[str, ...]]] = {
         "verification": tuple(f"test/{m}" for m in (*_VERIFY, *_PAIRS, *(f"ref_{v}" for v in _VERIFY))),
         "classification": ("test/acc", "test/ref_acc"),
@@ -174,10 +175,10 @@ class IPRCodec(System):
         x_hat, out = self.reconstruct(served)
         parts = self.rd_loss({"x_hat": x_hat, "likelihoods": out["likelihoods"]}, x)
         parts["x_hat"] = x_hat.detach().clamp(0, 1)
-        if self.recognizer is not None:
+        # the IPR term: in the loss when beta > 0; otherwise measured only outside training (the twin's diagnostic)
+        if self.recognizer is not None and (self.ipr_weight > 0 or not torch.is_grad_enabled()):
             parts["ipr"] = identity_distance(self.recognizer, self.spec.from_unit(x_hat), served, self.ipr_distance)
-            if self.ipr_weight > 0:
-                parts["loss"] = parts["loss"] + self.ipr_weight * parts["ipr"]
+            parts["loss"] = parts["loss"] + self.ipr_weight * parts["ipr"]
         return parts
 
     # -- training ---------------------------------------------------------------------------------------------------
