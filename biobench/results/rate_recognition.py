@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from biobench.metrics.compression.parity import Point, bd_rate, parity_bpp, parity_margin, rate_curve, ratio_to
 from biobench.metrics.compression.registry import CODECS
@@ -110,6 +111,7 @@ def rate_recognition_figure(
     ax_psnr.set_ylabel("PSNR (dB)")
     for ax in (ax_metric, ax_psnr):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled decades only: minor labels collide
         ax.set_xlabel("bits per pixel (real bitstreams)")
         ax.grid(True, which="both", alpha=0.3)
     ax_metric.legend(fontsize=8, ncols=2)
