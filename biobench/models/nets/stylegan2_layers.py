@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 BLUR_KERNEL = (1, 3, 3, 1)
-# Narrow, CPU-affordable channel rule (docs/fpgan_nets.md): 128 channels up to 32 px, 64 at 64 px, 32 at 128 px.
+# Narrow, CPU-affordable channel rule (docs/fpgan.md): 128 channels up to 32 px, 64 at 64 px, 32 at 128 px.
 CHANNEL_BASE, CHANNEL_MAX = 4096, 128
 LRELU_GAIN = math.sqrt(2.0)
 
