@@ -96,13 +96,17 @@ def build_codec(
     return model
 
 
-def pad_to_stride(x: torch.Tensor, stride: int = CODEC_STRIDE) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Pad ``x [N, C, H, W]`` (replicate, centred) to multiples of ``stride``; returns it and the padding
-    ``(left, right, top, bottom)`` that :func:`crop_padding` removes."""
-    h, w = x.shape[-2:]
+def stride_padding(h: int, w: int, stride: int = CODEC_STRIDE) -> tuple[int, int, int, int]:
+    """``(left, right, top, bottom)`` padding (centred) that brings an ``h x w`` image to multiples of ``stride``."""
     ph, pw = -h % stride, -w % stride
-    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-    return (F.pad(x, pad, mode="replicate") if ph or pw else x), pad
+    return (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+
+
+def pad_to_stride(x: torch.Tensor, stride: int = CODEC_STRIDE) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Pad ``x [N, C, H, W]`` (replicate) to multiples of ``stride``; returns it and the padding
+    (:func:`stride_padding`) that :func:`crop_padding` removes."""
+    pad = stride_padding(*x.shape[-2:], stride)
+    return (F.pad(x, pad, mode="replicate") if any(pad) else x), pad
 
 
 def crop_padding(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
@@ -139,7 +143,7 @@ def decompress_images(
             f"decompress_images decodes bitstreams of one image size at a time, got sizes {sorted(sizes)}."
         )
     (h, w), stride = sizes.pop(), latent_stride(codec)
-    pad = pad_to_stride(torch.empty(1, 1, h, w))[1]
+    pad = stride_padding(h, w)
     shape = ((h + pad[2] + pad[3]) // stride, (w + pad[0] + pad[1]) // stride)
     strings = [list(s) for s in zip(*(s for s, _, _ in unpacked), strict=True)]  # [image][latent] -> [latent][image]
     try:
