@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from biobench.contracts import DataSpec
 from biobench.metrics.generation import frechet_distance, knn_precision_recall
 from biobench.models.fpgan_control import FPGANControl, SampleSet, identity_verification
+from biobench.models.fpgan_export import load_generator
 from biobench.models.fpgan_losses import (
     appearance_distances,
     appearance_thumbnails,
@@ -243,6 +244,9 @@ def test_a_gan_run_resumes_exactly_and_writes_its_artifacts(tiny_recognizer_ckpt
     rows = {r["threshold"]: r for r in csv.DictReader((full / "artifacts" / "hinge_thresholds.csv").open())}
     assert set(rows) == {"tau_id", "tau_app"}  # calibrated on training reals, kept in the checkpoint
     assert float(rows["tau_app"]["high"]) == pytest.approx(float(a["tau_app"][1]))
+    g = load_generator(full / "checkpoints" / "best.ckpt")  # an export's loader takes the run's checkpoint
+    best = torch.load(full / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(v, best[f"g_ema.{k}"]) for k, v in g.state_dict().items())
     tested = evaluate(compose_eval(*overrides, f"ckpt_path={full / 'checkpoints' / 'best.ckpt'}"))
     test_metrics = [m for m in evaluated if m.startswith("test/")]
     assert [float(tested[m]) for m in test_metrics] == pytest.approx([reference[m] for m in test_metrics], rel=1e-6)

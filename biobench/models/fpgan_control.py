@@ -85,6 +85,7 @@ from biobench.utils.config import to_plain
 
 log = logging.getLogger(__name__)
 
+FPGAN_SYSTEM = "fpgan_control"  # the checkpoint's ``system`` entry: what an export loads (fpgan_export.py)
 ID_TAR = f"id_{far_name(1e-3)}"
 EVALUATION = {"seed": 0, "val": [32, 8], "test": [64, 4], "grid": [6, 6], "knn": 3, "batch_size": 64}
 STAGE_SEEDS = {"val": 0, "test": 1, "grid": 2}  # offsets of evaluation.seed
@@ -402,7 +403,8 @@ class FPGANControl(System):
                 lazy_regularization(d_opt, self.r1_every if self.r1_gamma > 0 else 0)]  # fmt: skip
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the data the GAN was trained on (its spec: what a sample export serves)."""
+        """Name the system (an export checks it) and record the data the GAN was trained on."""
+        checkpoint["system"] = FPGAN_SYSTEM
         record_training_data(checkpoint, self.trainer)
 
     # -- evaluation -------------------------------------------------------------------------------------------------
