@@ -23,7 +23,6 @@ import argparse
 import logging
 import os
 import statistics
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +39,7 @@ from biobench.models.ipr_codec import IPRCodec
 from biobench.models.nets.compression import build_codec, compress_images, decompress_images
 from biobench.models.nets.embedding import build_embedding_net
 from biobench.recognizers import FrozenRecognizer
+from biobench.utils.benchmark import StepTimer, timed
 
 SIZE = 128
 CPU_CODEC = {"quality": None, "N": 64, "M": 96}
@@ -73,12 +73,6 @@ def learned_runners(name: str, images: np.ndarray) -> tuple[Callable[[], Any], C
     return lambda: compress_images(codec, x), lambda: decompress_images(codec, streams)
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def codec_rates(images: np.ndarray, rounds: int) -> dict[str, dict[str, list[float]]]:
     """Per codec and direction, the images/s of each round (after one warm-up round)."""
     runners = {f"learned {n.removeprefix('bmshj2018-')}": learned_runners(n, images)
@@ -93,22 +87,6 @@ def codec_rates(images: np.ndarray, rounds: int) -> dict[str, dict[str, list[flo
                 if r > 0:
                     rates[name][direction].append(rate)
     return rates
-
-
-class StepTimer(pl.Callback):
-    """Wall time of every training step (``training_step`` with its optimiser steps) after the first."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, batch: Any, idx: int) -> None:
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, module: pl.LightningModule, out: Any, batch: Any, idx: int
-    ) -> None:
-        if idx > 0:  # the first step warms up (allocations, lazy inits)
-            self.times.append(time.perf_counter() - self.start)
 
 
 def ipr_codec(with_ipr: bool) -> IPRCodec:
