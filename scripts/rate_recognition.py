@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -34,10 +35,12 @@ from omegaconf import DictConfig, OmegaConf
 from biobench import CONFIG_DIR
 from biobench.contracts import DataModule, DataSpec, Recognizer
 from biobench.metrics.compression import available_codecs, get_codec
+from biobench.metrics.compression.decoded import COMPLETE, to_uint8, write_identity_folder
 from biobench.metrics.compression.rate_recognition import (
     Scorer,
     cached_baseline,
     classification_scorer,
+    roundtrip_images,
     unsupported,
     verification_scorer,
 )
@@ -115,6 +118,37 @@ def build_scorer(
     return verification_scorer(recognizer, samples["image"], *labels, fars=args.fars, impostors=args.impostors)
 
 
+def decoded_setting(text: str) -> tuple[str, float]:
+    """``CODEC:QUALITY`` of ``--save-decoded`` as ``(codec, quality)``."""
+    name, _, quality = text.partition(":")
+    if name not in available_codecs() or not quality:
+        raise SystemExit(f"--save-decoded {text}: expected CODEC:QUALITY with CODEC one of {available_codecs()}.")
+    try:
+        return name, float(quality)
+    except ValueError:
+        raise SystemExit(f"--save-decoded {text}: the quality '{quality}' is not a number.") from None
+
+
+def save_decoded(samples: dict[str, torch.Tensor], settings: Sequence[tuple[str, float]], out: Path,
+                 workers: int) -> None:  # fmt: skip
+    """The test images decoded by each ``(codec, quality)``, and the originals, as identity folders under ``out``
+    (``<codec>_<quality>/``, ``original/``; a finished folder is kept, never rewritten)."""
+    identity = samples.get("identity", samples.get("finger"))
+    if identity is None or "impression" not in samples:
+        raise SystemExit("--save-decoded needs samples labelled by identity (or finger) and impression.")
+    labels = (identity.tolist(), samples["impression"].tolist())
+    arrays = to_uint8(samples["image"])
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for folder, setting in [("original", None), *((f"{n}_{q:g}", (n, q)) for n, q in settings)]:
+            if (out / folder / COMPLETE).is_file():
+                print(f"kept {out / folder} (written before)")
+                continue
+            decoded = arrays
+            if setting is not None:
+                decoded = to_uint8(roundtrip_images(get_codec(setting[0]), setting[1], arrays, pool)[0])
+            print("wrote", write_identity_folder(out / folder, decoded, *labels))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/eval.yaml selecting the data")
@@ -132,10 +166,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--impostors", choices=("all", "fvc"), default="all")
     parser.add_argument("--workers", type=int, default=1, help="threads round-tripping images")
     parser.add_argument("--no-cache", action="store_true", help="recompute the baseline points")
+    parser.add_argument("--save-decoded", nargs="*", default=[], metavar="CODEC:QUALITY",
+                        help="also write these settings' decoded test images (and the originals) as identity folders "
+                             "under <out>/decoded/, for scorers of images such as Bozorth3")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
     curves = [learned_curve(d) for d in args.learned]  # first: a bad directory fails before any work
+    settings = [decoded_setting(s) for s in args.save_decoded]
     cfg = compose_eval(args.overrides)
     datamodule = instantiate(cfg.data)
     samples = test_samples(datamodule, args.max_images)
@@ -162,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             skipped.append(f"not run: {reason}.")
             continue
         points[name] = cached_baseline(codec, codec.qualities, images, scorer, cache, (loaded.key,), args.workers)
+    if settings:
+        save_decoded(samples, settings, args.out / "decoded", args.workers)
     points.update({curve.label: curve.points for curve in curves})
     reference = scorer.reference[metric]
     protocol = "".join(f", {k} {v:g}" for k, v in scorer.reference.items() if k.endswith("_pairs"))

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from biobench.contracts import DataSpec
+from biobench.data.fingerprints.readers import read_fingerprint_folder
 from biobench.models.codec_losses import RateDistortionLoss, identity_distance
 from biobench.models.ipr_codec import IPRCodec
 from biobench.models.nets.bitstream import pack, unpack
@@ -206,7 +209,7 @@ def test_ipr_fingerprint_runs_end_to_end_with_real_bits(tiny_embedder_ckpt, comp
     ckpt, out = tiny_embedder_ckpt
     cfg = compose_train("experiment=ipr_fingerprint", *TINY_DATA, "data.mean=[0.0]", "data.std=[1.0]",
                         "trainer.max_epochs=1", "model.codec.N=16", "model.codec.M=24", f"recognizer.path={ckpt}",
-                        f"paths.cache_dir={out / 'cache'}")  # fmt: skip
+                        f"paths.cache_dir={out / 'cache'}", "model.save_decoded=true")  # fmt: skip
     metrics = {k: float(v) for k, v in train(cfg).items()}
     run = Path(cfg.paths.output_dir)
     written = json.loads((run / "metrics.json").read_text())
@@ -214,6 +217,16 @@ def test_ipr_fingerprint_runs_end_to_end_with_real_bits(tiny_embedder_ckpt, comp
         assert key in written
     assert metrics["test/bpp"] > 0 and metrics["test/decode_error"] < 1e-4
     assert (run / "artifacts" / "reconstructions.png").is_file()
+    # The decoded test images as an identity folder that the fingerprint reader takes, next to the originals.
+    decoded, original = (read_fingerprint_folder(run / "artifacts" / name) for name in ("decoded", "original"))
+    assert len(decoded) == len(original) > 0
+    assert [p.relative_to(run / "artifacts" / "decoded") for p in decoded.paths] == [
+        p.relative_to(run / "artifacts" / "original") for p in original.paths
+    ]
+    pairs = [(np.asarray(Image.open(a), np.float64), np.asarray(Image.open(b), np.float64))
+             for a, b in zip(decoded.paths, original.paths, strict=True)]  # fmt: skip
+    folder_psnr = np.mean([10 * np.log10(255**2 / np.mean((a - b) ** 2)) for a, b in pairs])
+    assert folder_psnr == pytest.approx(metrics["test/psnr"], abs=0.2)  # the real decodes, rounded to 8 bits
 
 
 @pytest.mark.slow

@@ -9,18 +9,21 @@ import importlib.util
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from biobench.contracts import DataSpec
+from biobench.data.fingerprints.readers import read_fingerprint_folder
 from biobench.metrics.compression import bits_per_pixel, get_codec
+from biobench.metrics.compression.decoded import COMPLETE, to_uint8, write_identity_folder
 from biobench.metrics.compression.parity import bd_rate, parity_bpp, rate_front, ratio_to
 from biobench.metrics.compression.rate_recognition import (
     cached_baseline,
     classification_scorer,
     evaluate_baseline,
-    to_uint8,
     verification_scorer,
 )
 from biobench.models.nets.embedding import EMBEDDER_SYSTEM, build_embedding_net
@@ -220,5 +223,25 @@ def test_script_writes_points_headline_and_plot_and_reuses_its_cache(tmp_path: P
     assert "| ipr_beta1 | 1 |" in headline and "ipr_other (ipr_other): uncompressed tar@far=1e-3 0.9 there" in headline
 
     config = ["+recognizer=embedder", f"recognizer.path={ckpt}", "--config-recognizer"]  # the same net, by config
-    script.main([*TINY_DATA, *config, "--codecs", "jpeg", "--out", str(tmp_path / "c")])
+    script.main([*TINY_DATA, *config, "--codecs", "jpeg", "--out", str(tmp_path / "c"), "--save-decoded", "jpeg:10"])
     assert (tmp_path / "c" / "points.csv").read_text().splitlines() == points[:6]
+    decoded, original = (read_fingerprint_folder(tmp_path / "c" / "decoded" / n) for n in ("jpeg_10", "original"))
+    assert len(decoded) == len(original) > 0 and decoded.finger.tolist() == original.finger.tolist()
+    first = [np.asarray(Image.open(r.paths[0]), np.float64) for r in (decoded, original)]
+    jpeg_psnr = 10 * np.log10(255**2 / np.mean((first[0] - first[1]) ** 2))
+    assert 15 < jpeg_psnr < 40  # JPEG q 10 of the original, not a copy
+    with pytest.raises(SystemExit, match="expected CODEC:QUALITY"):
+        script.main([*TINY_DATA, *config, "--out", str(tmp_path / "d"), "--save-decoded", "jpeg"])
+
+
+def test_decoded_folders_are_written_new_and_never_over_an_existing_one(tmp_path: Path) -> None:
+    images = [np.full((8, 8), v, np.uint8) for v in (0, 100, 200)]
+    out = write_identity_folder(tmp_path / "set", images, [0, 0, 4], [0, 1, 0])
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == ["1/1.png", "1/2.png", "5/1.png"]
+    assert np.asarray(Image.open(out / "5" / "1.png")).tolist() == images[2].tolist() and (out / COMPLETE).is_file()
+    with pytest.raises(FileExistsError, match="written into a new folder only"):
+        write_identity_folder(out, images, [1, 1, 1], [0, 1, 2])
+    assert np.asarray(Image.open(out / "1" / "1.png")).max() == 0
+    with pytest.raises(ValueError, match="pair repeats"):
+        write_identity_folder(tmp_path / "twice", images, [0, 0, 1], [0, 0, 0])
+    assert not (tmp_path / "twice").exists()

@@ -17,6 +17,10 @@ paper's unseen-recognizer test), next to the same metric on the uncompressed ima
 - ``verification`` (fingerprints, faces): decoded probes against uncompressed galleries, TAR@FAR, EER, rank-1;
 - ``classification`` (a classifier's logits as evaluator, ``recognizer=classifier recognizer.output=logits``):
   accuracy.
+
+``save_decoded=True`` also writes the decoded test images and the originals as identity folders
+(``artifacts/decoded/``, ``artifacts/original/``; :mod:`biobench.metrics.compression.decoded`), for scorers of images
+such as Bozorth3 (single process: the folders hold what this process tested).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from biobench.contracts import DataSpec, Recognizer
+from biobench.metrics.compression.decoded import to_uint8, write_identity_folder
 from biobench.metrics.compression.quality import psnr
 from biobench.metrics.verification import VerificationMetrics, far_name
 from biobench.models.base import System
@@ -51,7 +56,7 @@ from biobench.models.nets.compression import (
 )
 from biobench.models.schedules import lightning_scheduler
 from biobench.recognizers import build_recognizer
-from biobench.utils.artifacts import save_figure
+from biobench.utils.artifacts import artifacts_dir, save_figure
 
 FARS = (1e-2, 1e-3, 1e-4)
 _VERIFY = (*(far_name(f) for f in FARS), "eer", "rank1")
@@ -123,6 +128,7 @@ class IPRCodec(System):
         scheduler: Callable[..., Any] | None = None,
         clip_max_norm: float = 1.0,
         impostors: str = "all",
+        save_decoded: bool = False,
     ) -> None:
         super().__init__()
         codec, loss, ipr = dict(codec), dict(loss), dict(ipr)
@@ -156,6 +162,8 @@ class IPRCodec(System):
         self.test_means = nn.ModuleDict({k: MeanMetric() for k in ("bpp", "psnr", "ms_ssim", "ipr", "acc", "ref_acc")})
         self._decode_error = 0.0
         self._shown: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.save_decoded = bool(save_decoded)
+        self._saved: dict[str, list] = {}
 
     # -- the pieces -------------------------------------------------------------------------------------------------
     @property
@@ -233,6 +241,7 @@ class IPRCodec(System):
     def on_test_start(self) -> None:
         self.codec.update(force=True)
         self._decode_error, self._shown = 0.0, None
+        self._saved = {k: [] for k in ("decoded", "original", "identity", "impression")}
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         served = batch["image"]
@@ -249,6 +258,8 @@ class IPRCodec(System):
             self.test_means["ms_ssim"].update(ms_ssim_fitted(x_hat, x))
         if self._shown is None:
             self._shown = (x[:6].cpu(), x_hat[:6].cpu(), bpp[:6].cpu())
+        if self.save_decoded:
+            self.keep_images(batch, x, x_hat)
         recognizer = self.eval_recognizer
         if recognizer is None:
             return
@@ -285,6 +296,26 @@ class IPRCodec(System):
             m.reset()
         if self._shown is not None:
             save_figure(self.trainer, "reconstructions", reconstruction_figure(*self._shown))
+        if self.save_decoded:
+            root = artifacts_dir(self.trainer)
+            labels = (self._saved["identity"], self._saved["impression"])
+            for name in ("decoded", "original"):
+                write_identity_folder(root / name, self._saved[name], *labels)
+            self._saved = {}
+
+    def keep_images(self, batch: dict[str, torch.Tensor], x: torch.Tensor, x_hat: torch.Tensor) -> None:
+        """Keep a test batch's decoded and original images (uint8) with identity folder labels: identity and
+        impression (verification data) or class and sample index (classification)."""
+        identity = batch.get("identity", batch.get("finger"))
+        second = batch.get("impression") if identity is not None else batch.get("index")
+        identity = identity if identity is not None else batch.get("label")
+        if identity is None or second is None:
+            raise KeyError("model.save_decoded needs samples labelled by identity (identity or finger) and impression, "
+                           "or by label and index.")  # fmt: skip
+        self._saved["decoded"] += to_uint8(x_hat)
+        self._saved["original"] += to_uint8(x)
+        self._saved["identity"] += identity.tolist()
+        self._saved["impression"] += second.tolist()
 
     # -- checkpoints ------------------------------------------------------------------------------------------------
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True, assign: bool = False) -> Any:

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from biobench.contracts import Recognizer
 from biobench.metrics.compression.base import Codec
+from biobench.metrics.compression.decoded import to_uint8
 from biobench.metrics.compression.parity import Point
 from biobench.metrics.compression.quality import image_to_tensor, ms_ssim, ms_ssim_window, psnr
 from biobench.metrics.verification import VerificationMetrics, far_name
@@ -130,12 +131,6 @@ def classification_scorer(
     return Scorer(accuracy, reference, {"kind": "classification", "labels": content_hash(labels.cpu().numpy())})
 
 
-def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
-    """Images in [0, 1] ``[N, C, H, W]`` as the uint8 arrays the codecs take (``H x W`` grey, ``H x W x 3`` RGB)."""
-    pixels = images.mul(255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [p[..., 0] if p.shape[-1] == 1 else p for p in pixels]
-
-
 def unsupported(codec: Codec, images: torch.Tensor) -> str | None:
     """Why ``codec`` cannot code ``images`` (RGB into a grey-only codec, sides below its minimum), else ``None``."""
     if codec.gray_only and images.shape[1] == 3:
@@ -154,6 +149,22 @@ def distortion(decoded: torch.Tensor, images: torch.Tensor) -> dict[str, Any]:
         window = None
     quality = float(ms_ssim(decoded, images, win_size=window).mean()) if window else float("nan")
     return {"psnr": float(psnr(decoded, images).mean()), "ms_ssim": quality, "ms_ssim_window": window}
+
+
+def roundtrip_images(
+    codec: Codec, quality: float, arrays: Sequence[np.ndarray], pool: ThreadPoolExecutor, bar: tqdm | None = None
+) -> tuple[torch.Tensor, float]:
+    """``arrays`` (uint8) through ``codec`` at ``quality`` on ``pool``'s threads: the decoded images ``[N, C, H, W]``
+    in [0, 1] and their mean bpp."""
+
+    def roundtrip(image: np.ndarray) -> tuple[np.ndarray, float]:
+        result = codec.roundtrip(image, quality)
+        if bar is not None:
+            bar.update()
+        return result
+
+    decoded, bpps = zip(*pool.map(roundtrip, arrays), strict=True)
+    return torch.cat([image_to_tensor(d) for d in decoded]), float(np.mean(bpps))
 
 
 def evaluate_baseline(
@@ -177,17 +188,10 @@ def evaluate_baseline(
         tqdm(total=len(qualities) * len(arrays), desc=codec.name, leave=False, disable=not progress) as bar,
         ThreadPoolExecutor(max(1, workers)) as pool,
     ):
-
-        def roundtrip(image: np.ndarray, quality: float) -> tuple[np.ndarray, float]:
-            result = codec.roundtrip(image, quality)
-            bar.update()
-            return result
-
         for quality in qualities:
-            decoded, bpps = zip(*pool.map(roundtrip, arrays, [quality] * len(arrays)), strict=True)
-            x_hat = torch.cat([image_to_tensor(d) for d in decoded])
-            points.append({"codec": codec.name, "quality": quality, "bpp": float(np.mean(bpps)),
-                           **distortion(x_hat, images), **recognize(x_hat)})  # fmt: skip
+            x_hat, bpp = roundtrip_images(codec, quality, arrays, pool, bar)
+            points.append({"codec": codec.name, "quality": quality, "bpp": bpp, **distortion(x_hat, images),
+                           **recognize(x_hat)})  # fmt: skip
     return points
 
 
