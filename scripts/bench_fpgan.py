@@ -104,6 +104,7 @@ def alone_seconds(model: FPGANControl, reals: torch.Tensor, iterations: int) -> 
         d_opt.zero_grad(set_to_none=True)
         d_logistic_loss(d(diff_augment(reals, policy)), d(diff_augment(fake, policy))).backward()
         d_opt.step()
+        d.requires_grad_(False)  # as in training: G's backward leaves D's weights alone
         pairs = pair_batch(g, len(reals))
         fake = g(pairs.z_id, pairs.z_app, pairs.noise)
         shown = clamp_straight_through(fake)
@@ -115,6 +116,7 @@ def alone_seconds(model: FPGANControl, reals: torch.Tensor, iterations: int) -> 
         g_opt.zero_grad(set_to_none=True)
         loss.backward()
         g_opt.step()
+        d.requires_grad_(True)
 
     iteration()  # warm-up
     return statistics.median(timed(iteration) for _ in range(iterations))
