@@ -247,9 +247,14 @@ def test_a_gan_run_resumes_exactly_and_writes_its_artifacts(tiny_recognizer_ckpt
     g = load_generator(full / "checkpoints" / "best.ckpt")  # an export's loader takes the run's checkpoint
     best = torch.load(full / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(v, best[f"g_ema.{k}"]) for k, v in g.state_dict().items())
-    tested = evaluate(compose_eval(*overrides, f"ckpt_path={full / 'checkpoints' / 'best.ckpt'}"))
+    export = full.parent / "exported"
+    tested = evaluate(compose_eval(*overrides, f"ckpt_path={full / 'checkpoints' / 'best.ckpt'}",
+                                   f"model.export.dir={export}", "model.export.identities=3",
+                                   "model.export.impressions=2"))  # fmt: skip
     test_metrics = [m for m in evaluated if m.startswith("test/")]
     assert [float(tested[m]) for m in test_metrics] == pytest.approx([reference[m] for m in test_metrics], rel=1e-6)
+    assert sorted(p.name for p in export.glob("*_*.png")) == [f"{i}_{j}.png" for i in (1, 2, 3) for j in (1, 2)]
+    assert Path(json.loads((export / "export.json").read_text())["source"]).exists()
 
 
 def identity_distances_of_samples(cfg, identities: int = 16, impressions: int = 4) -> tuple[float, float]:

@@ -13,8 +13,13 @@ import torch
 from PIL import Image
 from test_fpgan_control import tiny_gan
 
-from biobench.models.fpgan_control import FPGAN_SYSTEM
-from biobench.models.fpgan_export import ExportSettings, export_generated, identity_latents, load_generator
+from biobench.models.fpgan_export import (
+    FPGAN_SYSTEM,
+    ExportSettings,
+    export_generated,
+    identity_latents,
+    load_generator,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

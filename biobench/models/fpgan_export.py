@@ -24,14 +24,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 from tqdm.auto import tqdm
 
-from biobench.models.fpgan_control import FPGAN_SYSTEM, sample_grid_figure
 from biobench.models.nets.fpgan_generator import FPGANGenerator
 from biobench.utils.checkpoint import read_checkpoint
 from biobench.utils.io import atomic_write, read_json, write_json, write_text
 
+FPGAN_SYSTEM = "fpgan_control"  # the checkpoint's ``system`` entry (FPGANControl.on_save_checkpoint)
 METADATA_FIELDS = ("file", "identity", "impression", "appearance")
 GRID_SIDE = 6  # grid.png: at most 6 identities x 6 impressions
 
@@ -162,6 +163,19 @@ def export_generated(
     writer.writeheader()
     writer.writerows(rows)
     return write_text(out / "metadata.csv", buffer.getvalue())
+
+
+def sample_grid_figure(images: torch.Tensor, rows: int, cols: int) -> Figure:
+    """``rows x cols`` images in [-1, 1]: a row per identity, a column per appearance."""
+    fig = Figure(figsize=(1.6 * cols, 1.6 * rows + 0.3), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, image in enumerate(images.clamp(-1, 1).float().cpu()):
+        ax = axes[i // cols, i % cols]
+        shown = image.permute(1, 2, 0).numpy()
+        ax.imshow(shown[..., 0] if shown.shape[-1] == 1 else (shown + 1) / 2, cmap="gray", vmin=-1, vmax=1)
+        ax.set_axis_off()
+    fig.suptitle("rows: identity, columns: appearance", fontsize=9)
+    return fig
 
 
 def save_grid(path: Path, images: torch.Tensor, rows: int, cols: int) -> Path:
