@@ -454,5 +454,6 @@ class FPGANControl(System):
         if not out:
             return
         identities, impressions = int(settings.pop("identities", 100)), int(settings.pop("impressions", 8))
+        source = self.trainer.ckpt_path or self.trainer.default_root_dir
         export_generated(self.g_ema, out, identities, impressions, ExportSettings(**settings),
-                         self.evaluation["batch_size"], source=str(self.trainer.ckpt_path or self.trainer.default_root_dir))  # fmt: skip
+                         self.evaluation["batch_size"], source=str(source))  # fmt: skip
