@@ -46,7 +46,12 @@ from biobench.metrics.compression.rate_recognition import (
 )
 from biobench.metrics.registry import metric_mode
 from biobench.recognizers import build_recognizer, classifier_recognizer, embedder_recognizer
-from biobench.results.rate_recognition import learned_curve, reference_mismatches, write_rate_recognition
+from biobench.results.rate_recognition import (
+    ANCHOR_CRF,
+    learned_curve,
+    reference_mismatches,
+    write_rate_recognition,
+)
 from biobench.utils.hashing import content_hash
 
 LABELS = ("identity", "finger", "impression", "index", "label")  # identity: faces; finger: fingerprints
@@ -118,6 +123,20 @@ def build_scorer(
     return verification_scorer(recognizer, samples["image"], *labels, fars=args.fars, impostors=args.impostors)
 
 
+def quality_sweep(text: str) -> tuple[str, tuple[float, ...]]:
+    """``CODEC=Q1,Q2,...`` of ``--qualities`` as ``(codec, qualities)``."""
+    name, _, values = text.partition("=")
+    if name not in available_codecs() or not values:
+        raise SystemExit(f"--qualities {text}: expected CODEC=Q1,Q2,... with CODEC one of {available_codecs()}.")
+    try:
+        qualities = tuple(float(v) for v in values.split(","))
+    except ValueError:
+        raise SystemExit(f"--qualities {text}: '{values}' is not a comma-separated list of numbers.") from None
+    if name == "hevc" and ANCHOR_CRF not in qualities:  # the headline's anchor is in every HEVC sweep
+        qualities = (*qualities, ANCHOR_CRF)
+    return name, qualities
+
+
 def decoded_setting(text: str) -> tuple[str, float]:
     """``CODEC:QUALITY`` of ``--save-decoded`` as ``(codec, quality)``."""
     name, _, quality = text.partition(":")
@@ -158,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     which.add_argument("--config-recognizer", action="store_true",
                        help="the composed config's recognizer, e.g. experiment=ipr_faces (dlib)")  # fmt: skip
     parser.add_argument("--codecs", nargs="+", default=list(available_codecs()), choices=available_codecs())
+    parser.add_argument("--qualities", nargs="*", default=[], metavar="CODEC=Q1,Q2,...",
+                        help="another sweep for a codec than its default, e.g. hevc=51,47,43,38,33,28,23 for lower "
+                             "rates (the knob as the codec takes it: CRF, QP, quality, ...)")  # fmt: skip
     parser.add_argument("--learned", nargs="*", type=Path, default=[], help="IPR-codec run (or sweep) directories")
     parser.add_argument("--max-images", type=int, default=None)
     parser.add_argument("--metric", default=None, help="headline metric (default tar@far=1e-3, or acc)")
@@ -174,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     curves = [learned_curve(d) for d in args.learned]  # first: a bad directory fails before any work
     settings = [decoded_setting(s) for s in args.save_decoded]
+    sweeps = dict(quality_sweep(q) for q in args.qualities)
     cfg = compose_eval(args.overrides)
     datamodule = instantiate(cfg.data)
     samples = test_samples(datamodule, args.max_images)
@@ -199,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if reason is not None:
             skipped.append(f"not run: {reason}.")
             continue
-        points[name] = cached_baseline(codec, codec.qualities, images, scorer, cache, (loaded.key,), args.workers)
+        qualities = sweeps.get(name, codec.qualities)
+        points[name] = cached_baseline(codec, qualities, images, scorer, cache, (loaded.key,), args.workers)
     if settings:
         save_decoded(samples, settings, args.out / "decoded", args.workers)
     points.update({curve.label: curve.points for curve in curves})

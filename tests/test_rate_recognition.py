@@ -230,6 +230,12 @@ def test_script_writes_points_headline_and_plot_and_reuses_its_cache(tmp_path: P
     first = [np.asarray(Image.open(r.paths[0]), np.float64) for r in (decoded, original)]
     jpeg_psnr = 10 * np.log10(255**2 / np.mean((first[0] - first[1]) ** 2))
     assert 15 < jpeg_psnr < 40  # JPEG q 10 of the original, not a copy
+    script.main([*TINY_DATA, *config, "--codecs", "jpeg", "--qualities", "jpeg=3,6", "--out", str(tmp_path / "e")])
+    rows = (tmp_path / "e" / "points.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[:2] for r in rows] == [["jpeg", "3.0"], ["jpeg", "6.0"]]  # a lower-rate sweep than JPEG's
+    assert script.quality_sweep("hevc=51,45") == ("hevc", (51.0, 45.0, 23.0))  # the anchor joins every HEVC sweep
+    with pytest.raises(SystemExit, match="expected CODEC=Q1,Q2"):
+        script.quality_sweep("jpeg")
     with pytest.raises(SystemExit, match="expected CODEC:QUALITY"):
         script.main([*TINY_DATA, *config, "--out", str(tmp_path / "d"), "--save-decoded", "jpeg"])
 
