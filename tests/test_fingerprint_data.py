@@ -248,6 +248,22 @@ def test_identities_are_the_training_fingers_and_label_them_densely(finger_data)
     assert henry.spec.num_classes == 5 and henry.spec.num_identities == 4
 
 
+@pytest.mark.parametrize("task, values", [("device", DEVICES), ("condition", CONDITIONS)])
+def test_appearance_attribute_tasks_label_every_print_by_its_attribute(task: str, values: tuple[str, ...]) -> None:
+    dm = FingerprintDataModule(task=task, image_size=96, cache_dir=None, **SETTINGS)
+    assert dm.classes == list(values) and dm.spec.num_classes == len(values)
+    batch = next(iter(dm.train_eval_dataloader()))
+    assert torch.equal(batch["label"], batch[task])  # the generator's ground truth, as served beside it
+
+
+def test_attribute_tasks_need_synthetic_prints(tmp_path: Path) -> None:
+    for finger in range(1, 7):
+        _write(tmp_path / "fvc" / f"{finger}_1.png")
+    dm = FingerprintDataModule(data_dir=str(tmp_path / "fvc"), task="condition", image_size=None, test_fraction=0.34)
+    with pytest.raises(ValueError, match="task=condition needs the generator's appearance labels"):
+        dm.setup("fit")
+
+
 def test_every_sample_has_the_keys_and_batches(finger_data) -> None:
     loaders = (finger_data.train_dataloader(), finger_data.val_dataloader(), finger_data.test_dataloader())
     for loader in loaders:

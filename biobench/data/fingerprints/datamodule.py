@@ -6,6 +6,8 @@ Splits are identity-disjoint (:mod:`biobench.data.identities`): fingers (not ima
 
 - ``task=henry``: the Henry class (arch, tented arch, left loop, right loop, whorl) -- a classification task
   for ``pruned_classifier`` / ``kd_student`` (``experiment=prune_fingerprint_class``);
+- ``task=device`` / ``task=condition``: a categorical appearance attribute of synthetic prints (sensor; dry /
+  normal / wet skin) as the class -- the attribute predictors of FPGAN-Control's controller;
 - ``task=finger``: the finger as a class, for identity-supervised embedders: training labels are the dense
   training-finger ids ``0..num_identities-1``. Validation and test fingers are never training classes (their label
   is a dense id within their own split), so classification accuracy means nothing there: evaluate with
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from biobench.data.fingerprints.export import RENDER_VERSION, render_fingerprints
-from biobench.data.fingerprints.fields import stack_minutiae
+from biobench.data.fingerprints.fields import CATEGORIES, stack_minutiae
 from biobench.data.fingerprints.folder_minutiae import MINUTIAE_SOURCES, folder_minutiae
 from biobench.data.fingerprints.generator import FingerprintGenerator
 from biobench.data.fingerprints.orientation import HENRY_CLASSES
@@ -47,7 +49,7 @@ from biobench.data.sources import ArraySource, FileSource, image_hw
 from biobench.utils.cache import cached_arrays
 from biobench.utils.hashing import content_hash
 
-TASKS = ("henry", "finger")
+TASKS = ("henry", "finger", *CATEGORIES)  # CATEGORIES: the categorical appearance attributes (device, condition)
 
 
 class FingerprintDataModule(IdentityDataModule):
@@ -166,6 +168,8 @@ class FingerprintDataModule(IdentityDataModule):
 
     @property
     def classes(self) -> list[str]:
+        if self.task in CATEGORIES:
+            return list(CATEGORIES[self.task])
         return list(HENRY_CLASSES) if self.task == "henry" else super().classes
 
     @property
@@ -188,6 +192,11 @@ class FingerprintDataModule(IdentityDataModule):
         if self.task == "finger":  # dense id within the finger's own split: training fingers 0..num_identities-1
             return super().labels(ids)
         fields = self._all["fields"]
+        if self.task in CATEGORIES:
+            if self.task not in fields:
+                raise ValueError(f"data.task={self.task} needs the generator's appearance labels, but the folder "
+                                 f"'{self.data_dir}' has none: use synthetic prints (no data.data_dir).")  # fmt: skip
+            return fields[self.task][ids]
         if "henry" not in fields:
             raise ValueError(
                 f"data.task=henry needs Henry classes, but '{self.data_dir}' has no metadata.csv with a 'henry' "
