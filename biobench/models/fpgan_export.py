@@ -33,7 +33,7 @@ from biobench.utils.checkpoint import read_checkpoint
 from biobench.utils.io import atomic_write, read_json, write_json, write_text
 
 FPGAN_SYSTEM = "fpgan_control"  # the checkpoint's ``system`` entry (FPGANControl.on_save_checkpoint)
-METADATA_FIELDS = ("file", "identity", "impression", "appearance")
+METADATA_FIELDS = ("file", "identity", "impression", "appearance", "requested")
 GRID_SIDE = 6  # grid.png: at most 6 identities x 6 impressions
 
 
@@ -64,6 +64,15 @@ class ExportSettings:
     psi_id: float = 1.0
     psi_app: float = 1.0
     shared_appearance: bool = False
+
+
+@dataclass(frozen=True)
+class RequestedAppearance:
+    """A controller's appearance per impression column: ``w_app [impressions, d]`` (the appearance part of w, from
+    :class:`~biobench.models.fpgan_controller.AttributeController`) and each column's request as text."""
+
+    w_app: torch.Tensor
+    requests: tuple[str, ...]
 
 
 def identity_latents(
@@ -117,11 +126,16 @@ def export_generated(
     batch_size: int = 64,
     source: str = "",
     overwrite: bool = False,
+    requested: RequestedAppearance | None = None,
 ) -> Path:
     """Write ``identities x impressions`` prints of ``g`` to ``out_dir`` (module docstring); returns the metadata
-    CSV's path. ``source`` (the checkpoint) is recorded in ``export.json``."""
+    CSV's path. ``source`` (the checkpoint) is recorded in ``export.json``; ``requested`` replaces impression
+    ``j``'s appearance with a controller's (``impressions`` must equal its columns)."""
     if identities < 1 or impressions < 1:
         raise ValueError(f"Need at least one identity and one impression, got {identities} x {impressions}.")
+    if requested is not None and tuple(requested.w_app.shape) != (impressions, g.w_dim - g.identity_w_dim):
+        raise ValueError(f"Requested appearance w_app {list(requested.w_app.shape)} must be [impressions="
+                         f"{impressions}, {g.w_dim - g.identity_w_dim}] for this generator.")  # fmt: skip
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     out = Path(out_dir)
@@ -130,7 +144,8 @@ def export_generated(
     out.mkdir(parents=True, exist_ok=True)
     _check_folder(out, identities, impressions, overwrite)
     record = {"source": str(source), "identities": identities, "impressions": impressions,
-              "resolution": g.resolution, "channels": g.img_channels, **vars(settings)}  # fmt: skip
+              "resolution": g.resolution, "channels": g.img_channels, **vars(settings),
+              "requested": list(requested.requests) if requested is not None else None}  # fmt: skip
     write_json(out / "export.json", record | {"status": "writing"})
 
     device = g.const.device
@@ -144,14 +159,18 @@ def export_generated(
             noise = [torch.cat([c[2][layer] for c in chunk]).repeat_interleave(impressions, dim=0).to(device)
                      for layer in range(len(chunk[0][2]))]  # fmt: skip
             with torch.no_grad():
-                images = g(z_id, z_app, noise, settings.psi_id, settings.psi_app)
+                w = g.mapping(z_id, z_app)
+                if requested is not None:
+                    w[:, g.identity_w_dim :] = requested.w_app.to(w).repeat(len(chunk), 1)
+                images = g.synthesis(g.truncate(w, settings.psi_id, settings.psi_app), noise)
             for k, pixels in enumerate(to_uint8(images)):
                 identity, impression = start + k // impressions, k % impressions
                 name = f"{identity + 1}_{impression + 1}.png"
                 atomic_write(out / name, lambda tmp, p=pixels: Image.fromarray(p).save(tmp, "PNG"))
                 appearance = int(chunk[k // impressions][3][impression])
+                asked = requested.requests[impression] if requested is not None else ""
                 rows.append({"file": name, "identity": identity + 1, "impression": impression + 1,
-                             "appearance": appearance})  # fmt: skip
+                             "appearance": appearance, "requested": asked})  # fmt: skip
                 if identity < GRID_SIDE and impression < GRID_SIDE:
                     grid.append(images[k : k + 1].cpu())
             bar.update(len(images))
