@@ -1,7 +1,7 @@
 """Export a synthetic training set from a trained FPGAN-Control checkpoint: N identities x M impressions.
 
 Writes ``<out>/<identity>_<impression>.png`` (1-based, FVC naming), ``metadata.csv``, ``export.json`` and
-``grid.png`` (biobench/models/fpgan_export.py). The folder reads back as real prints do:
+``grid.svg`` (biobench/models/fpgan_export.py). The folder reads back as real prints do:
 ``data=fingerprints data.data_dir=<out>``, e.g. to train an embedder on generated data only (docs/fpgan.md).
 
     python scripts/generate_fpgan.py <fpgan run>/checkpoints/best.ckpt outputs/fpgan_sets/set1 \\

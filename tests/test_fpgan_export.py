@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from test_fpgan_control import tiny_gan
 
+from biobench.data.fingerprints.readers import read_fingerprint_folder
 from biobench.models.fpgan_export import (
     FPGAN_SYSTEM,
     ExportSettings,
@@ -64,7 +65,9 @@ def test_export_writes_exactly_n_by_m_prints_with_metadata(checkpoint: Path, tmp
     assert image.size == (32, 32) and image.mode == "L"
     record = json.loads((out / "export.json").read_text())
     assert record["status"] == "done" and record["seed"] == 5 and record["source"] == str(checkpoint)
-    assert (out / "grid.png").is_file()
+    assert (out / "grid.svg").is_file()
+    records = read_fingerprint_folder(out)  # the set reads back as a folder of prints (data.data_dir=<out>)
+    assert len(records) == 12 and records.finger.tolist() == [0] * 4 + [1] * 4 + [2] * 4
 
 
 def test_a_set_depends_on_the_seed_not_on_the_batch_size(checkpoint: Path, tmp_path: Path) -> None:

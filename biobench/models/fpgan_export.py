@@ -6,12 +6,13 @@ its own ``z_app`` (random appearance), or impression ``j`` of every identity the
 the same appearance across identities, a grid's columns). Latents are drawn identity by identity from one seeded CPU
 generator, so a set depends on the seed, never on the batch size or the device.
 
-Files under ``out``: ``<identity>_<impression>.png`` (1-based, as FVC; 8-bit grey or RGB), ``metadata.csv`` (file,
-identity, impression, appearance index), ``export.json`` (checkpoint, seed, truncation, counts, ``status``) and
-``grid.png`` (the first identities x appearances). ``export.json`` is written first with ``status: writing`` and
-``metadata.csv`` last: a folder with metadata holds a finished set and is refused (unless ``overwrite``, which first
-deletes the files its metadata lists); a folder holding other images of these names is refused; a folder left
-``writing`` by a killed export of ours is written again from the start.
+Files under ``out``: ``<identity>_<impression>.png`` (1-based, as FVC; 8-bit grey or RGB), ``metadata.csv``
+(file, identity, impression, appearance index, the controller request if any), ``export.json`` (checkpoint, seed,
+truncation, counts, ``status``) and ``grid.svg`` (the first identities x appearances; SVG, so the folder holds no
+image but the prints and reads back as a fingerprint folder). ``export.json`` is written first with ``status:
+writing`` and ``metadata.csv`` last: a folder with metadata holds a finished set and is refused (unless
+``overwrite``, which first deletes the files its metadata lists); a folder holding other images of these names is
+refused; a folder left ``writing`` by a killed export of ours is written again from the start.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from biobench.utils.io import atomic_write, read_json, write_json, write_text
 
 FPGAN_SYSTEM = "fpgan_control"  # the checkpoint's ``system`` entry (FPGANControl.on_save_checkpoint)
 METADATA_FIELDS = ("file", "identity", "impression", "appearance", "requested")
-GRID_SIDE = 6  # grid.png: at most 6 identities x 6 impressions
+GRID_SIDE = 6  # grid.svg: at most 6 identities x 6 impressions
 
 
 def load_generator(path: str | Path) -> FPGANGenerator:
@@ -175,7 +176,7 @@ def export_generated(
                     grid.append(images[k : k + 1].cpu())
             bar.update(len(images))
 
-    save_grid(out / "grid.png", torch.cat(grid), min(identities, GRID_SIDE), min(impressions, GRID_SIDE))
+    save_grid(out / "grid.svg", torch.cat(grid), min(identities, GRID_SIDE), min(impressions, GRID_SIDE))
     write_json(out / "export.json", record | {"status": "done"})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=METADATA_FIELDS)
@@ -198,6 +199,6 @@ def sample_grid_figure(images: torch.Tensor, rows: int, cols: int) -> Figure:
 
 
 def save_grid(path: Path, images: torch.Tensor, rows: int, cols: int) -> Path:
-    """``rows x cols`` images (row-major, in [-1, 1]) as one PNG figure: rows identity, columns appearance."""
+    """``rows x cols`` images (row-major, in [-1, 1]) as one SVG figure: rows identity, columns appearance."""
     figure = sample_grid_figure(images, rows, cols)
-    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="svg"))
