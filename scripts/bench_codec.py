@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
@@ -39,7 +38,7 @@ from biobench.models.ipr_codec import IPRCodec
 from biobench.models.nets.compression import build_codec, compress_images, decompress_images
 from biobench.models.nets.embedding import build_embedding_net
 from biobench.recognizers import FrozenRecognizer
-from biobench.utils.benchmark import StepTimer, timed
+from biobench.utils.benchmark import median_step_seconds, timed
 
 SIZE = 128
 CPU_CODEC = {"quality": None, "N": 64, "M": 96}
@@ -114,12 +113,7 @@ def step_seconds(model: IPRCodec, images: np.ndarray, steps: int, batch_size: in
     x = torch.from_numpy(images).float().div(255)[:, None]
     data = [{"image": x[i % len(x)]} for i in range((steps + 1) * batch_size)]
     loader = DataLoader(data, batch_size=batch_size, shuffle=False)
-    timer = StepTimer()
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, callbacks=[timer],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, num_sanity_val_steps=0)  # fmt: skip
-    trainer.fit(model, train_dataloaders=loader)
-    return statistics.median(timer.times)
+    return median_step_seconds(model, loader)
 
 
 def main() -> None:

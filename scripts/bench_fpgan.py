@@ -30,7 +30,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
@@ -50,7 +49,7 @@ from biobench.models.nets.diff_augment import diff_augment
 from biobench.models.nets.embedding import build_embedding_net
 from biobench.models.nets.fpgan_generator import FPGANGenerator
 from biobench.recognizers import FrozenRecognizer
-from biobench.utils.benchmark import StepTimer, timed
+from biobench.utils.benchmark import median_step_seconds, timed
 
 CPU_G = {"identity_dim": 256, "appearance_dim": 256, "identity_w_dim": 256, "appearance_w_dim": 256, "n_mlp": 8,
          "channel_base": 4096, "channel_max": 128}  # fmt: skip
@@ -85,12 +84,7 @@ def gan() -> FPGANControl:
 def trainer_seconds(model: FPGANControl, reals: torch.Tensor, iterations: int) -> float:
     """Median seconds of a training iteration over ``iterations`` (after a warm-up one) of a fresh trainer."""
     loader = DataLoader([{"image": r} for r in reals.repeat(iterations + 1, 1, 1, 1)], batch_size=len(reals))
-    timer = StepTimer()
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, callbacks=[timer],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, num_sanity_val_steps=0)  # fmt: skip
-    trainer.fit(model, train_dataloaders=loader)
-    return statistics.median(timer.times)
+    return median_step_seconds(model, loader)
 
 
 def alone_seconds(model: FPGANControl, reals: torch.Tensor, iterations: int) -> float:

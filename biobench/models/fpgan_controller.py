@@ -47,7 +47,7 @@ from biobench.models.nets.fpgan_generator import FPGANGenerator
 from biobench.recognizers import FrozenRecognizer, classifier_recognizer
 from biobench.utils.artifacts import save_figure
 from biobench.utils.cache import cached_arrays
-from biobench.utils.checkpoint import read_checkpoint
+from biobench.utils.checkpoint import read_system_checkpoint
 from biobench.utils.config import to_plain
 from biobench.utils.hashing import content_hash
 
@@ -113,11 +113,12 @@ def parse_request(text: str) -> dict[str, str]:
 def load_controller(path: str | Path, gan: str | Path | None = None) -> AttributeController:
     """The controller of an ``FPGANController`` checkpoint (eval mode); with ``gan``, that generator's file must be
     the one the controller was fitted for (its content hash), else an error naming both."""
-    ckpt = read_checkpoint(path)
-    if ckpt.get("system") != CONTROLLER_SYSTEM:
-        found = ckpt.get("system") or "no 'system' entry"
-        raise ValueError(f"Checkpoint '{path}' is not an FPGAN-Control controller's ({found}): give a "
-                         "model=fpgan_controller run's checkpoint (experiment=fpgan_controller).")  # fmt: skip
+    ckpt = read_system_checkpoint(
+        path,
+        CONTROLLER_SYSTEM,
+        "an FPGAN-Control controller's",
+        "give a model=fpgan_controller run's checkpoint (experiment=fpgan_controller).",
+    )
     hp = ckpt["hyper_parameters"]
     if gan is not None and file_hash(gan) != hp["gan_hash"]:
         raise ValueError(f"Controller '{path}' was fitted for the generator '{hp['gan']}', not for '{gan}' (their "

@@ -30,7 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from biobench.models.nets.fpgan_generator import FPGANGenerator
-from biobench.utils.checkpoint import read_checkpoint
+from biobench.utils.checkpoint import read_system_checkpoint
 from biobench.utils.io import atomic_write, read_json, write_json, write_text
 
 FPGAN_SYSTEM = "fpgan_control"  # the checkpoint's ``system`` entry (FPGANControl.on_save_checkpoint)
@@ -41,11 +41,12 @@ GRID_SIDE = 6  # grid.svg: at most 6 identities x 6 impressions
 def load_generator(path: str | Path) -> FPGANGenerator:
     """The EMA generator (``g_ema``) of FPGAN-Control checkpoint ``path``, rebuilt from its hyperparameters, frozen
     in eval mode; a checkpoint of another system is an error naming the file."""
-    ckpt = read_checkpoint(path)
-    if ckpt.get("system") != FPGAN_SYSTEM:
-        found = ckpt.get("system") or "no 'system' entry"
-        raise ValueError(f"Checkpoint '{path}' is not an FPGAN-Control generator's ({found}): give a "
-                         "model=fpgan_control run's checkpoint (experiment=fpgan_fingerprint).")  # fmt: skip
+    ckpt = read_system_checkpoint(
+        path,
+        FPGAN_SYSTEM,
+        "an FPGAN-Control generator's",
+        "give a model=fpgan_control run's checkpoint (experiment=fpgan_fingerprint).",
+    )
     hp = ckpt["hyper_parameters"]
     g = FPGANGenerator(resolution=hp["resolution"], img_channels=hp["img_channels"], **hp["generator"])
     state = {k.removeprefix("g_ema."): v for k, v in ckpt["state_dict"].items() if k.startswith("g_ema.")}

@@ -1,12 +1,15 @@
-"""Timing helpers of the ``scripts/bench_*.py`` benchmarks: a wall-clock call and a per-training-step callback."""
+"""Timing helpers of the ``scripts/bench_*.py`` benchmarks: a wall-clock call, a per-training-step callback and the
+median training step of a fresh trainer."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
+from torch.utils.data import DataLoader
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -32,3 +35,14 @@ class StepTimer(pl.Callback):
     ) -> None:
         if idx > 0:
             self.times.append(time.perf_counter() - self.start)
+
+
+def median_step_seconds(model: pl.LightningModule, loader: DataLoader) -> float:
+    """Median seconds of a training step of ``model`` over one epoch of ``loader`` (the first step excluded) under a
+    fresh CPU trainer without logging, checkpoints or validation."""
+    timer = StepTimer()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, callbacks=[timer],
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         limit_val_batches=0, num_sanity_val_steps=0)  # fmt: skip
+    trainer.fit(model, train_dataloaders=loader)
+    return statistics.median(timer.times)

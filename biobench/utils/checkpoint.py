@@ -21,3 +21,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"Checkpoint '{path}' holds no 'state_dict': not a biobench/Lightning checkpoint.")
     return ckpt
+
+
+def read_system_checkpoint(path: str | Path, system: str, what: str, hint: str) -> dict[str, Any]:
+    """:func:`read_checkpoint` of a checkpoint whose ``system`` entry must be ``system``; otherwise an error naming
+    the file, what it should have been (``what``) and how to get one (``hint``)."""
+    ckpt = read_checkpoint(path)
+    if ckpt.get("system") != system:
+        found = ckpt.get("system") or "no 'system' entry"
+        raise ValueError(f"Checkpoint '{path}' is not {what} ({found}): {hint}")
+    return ckpt
