@@ -159,7 +159,7 @@ class FPGANController(System):
 
     data_args = ("spec",)
     metrics = ("train/loss", "val/l1", "test/l1", "test/control_acc", "test/chance_acc")
-    checked_hparams = ("attributes", "controller", "appearance_w_dim")
+    checked_hparams = ("values", "controller", "appearance_w_dim")  # not the files: paths may be spelt otherwise
     checkpoint_excluded_prefixes = ("generator.", "predictors.")
 
     def __init__(
