@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
+from torchmetrics import MeanMetric
 from tqdm.auto import tqdm
 
 from biobench.contracts import DataSpec
@@ -199,7 +200,7 @@ class FPGANController(System):
         self.seed, self.cache_dir = int(seed), None if cache_dir is None else Path(cache_dir)
         self.predictor_hashes = {a: file_hash(p) for a, p in attributes.items()}
         self.samples: dict[str, dict[str, torch.Tensor]] = {}
-        self._val_l1: list[torch.Tensor] = []
+        self.val_l1, self.test_l1 = MeanMetric(), MeanMetric()
 
     @staticmethod
     def _predictor(attribute: str, path: str, spec: DataSpec) -> FrozenRecognizer:
@@ -242,14 +243,19 @@ class FPGANController(System):
         arrays, _ = cached_arrays(self.cache_dir, "fpgan_controller", key, content_hash(n), n, compute)
         return {k: torch.as_tensor(v, device=self.device) for k, v in arrays.items()}
 
-    def on_fit_start(self) -> None:
-        for split, loader in (("train", self.trainer.datamodule.train_dataloader()),
-                              ("val", self.trainer.datamodule.val_dataloader())):  # fmt: skip
+    def label_split(self, split: str) -> None:
+        """Label ``split``'s samples (as many as its loader serves) unless they already are."""
+        if split not in self.samples:
+            loader = getattr(self.trainer.datamodule, f"{split}_dataloader")()
             self.samples[split] = self.label_samples(split, len(loader.dataset))
 
+    def on_fit_start(self) -> None:
+        self.label_split("train")
+        self.label_split("val")
+
     def on_test_start(self) -> None:
-        if "train" not in self.samples:  # biobench-eval: the value frequencies come from the training samples
-            self.samples["train"] = self.label_samples("train", len(self.trainer.datamodule.train_dataloader().dataset))
+        self.label_split("train")  # biobench-eval: the value frequencies come from the training samples
+        self.label_split("test")
 
     # -- fitting ----------------------------------------------------------------------------------------------------
     def l1(self, split: str, index: torch.Tensor) -> torch.Tensor:
@@ -264,13 +270,12 @@ class FPGANController(System):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         if "val" not in self.samples:  # sanity check before on_fit_start's labelling: nothing to score yet
             return
-        self._val_l1.append(self.l1("val", batch["index"]).detach() * len(batch["index"]))
+        self.val_l1.update(self.l1("val", batch["index"]).detach(), weight=len(batch["index"]))
 
     def on_validation_epoch_end(self) -> None:
-        if self._val_l1:
-            self.log("val/l1", torch.stack(self._val_l1).sum() / len(self.trainer.datamodule.val_dataloader().dataset),
-                     prog_bar=True)  # fmt: skip
-        self._val_l1 = []
+        if self.val_l1.update_count:
+            self.log("val/l1", self.val_l1.compute(), prog_bar=True)
+        self.val_l1.reset()
 
     def configure_optimizers(self) -> Any:
         return self.optimizer_factory(params=self.controller.parameters())
@@ -291,40 +296,41 @@ class FPGANController(System):
         noise = g.make_noise(len(labels), rng)
         return g.synthesis(controlled_w(g, z_id, self.controller(labels)), noise)
 
-    def requests(self, attribute: int, value: int, n: int, rng: torch.Generator) -> torch.Tensor:
-        """``n`` requests of ``value`` for attribute ``attribute``, the others drawn from their frequencies."""
+    @staticmethod
+    def requests(
+        frequencies: Sequence[torch.Tensor], attribute: int, value: int, n: int, rng: torch.Generator
+    ) -> torch.Tensor:
+        """``n`` requests of ``value`` for attribute ``attribute``, the others drawn from their ``frequencies``."""
         columns = [torch.full((n,), value) if k == attribute else torch.multinomial(f.cpu(), n, True, generator=rng)
-                   for k, f in enumerate(self.value_frequencies())]  # fmt: skip
+                   for k, f in enumerate(frequencies)]  # fmt: skip
         return torch.stack(columns, dim=1)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """The test split's L1 (its samples are labelled on the first batch)."""
-        if "test" not in self.samples:
-            self.samples["test"] = self.label_samples("test", len(self.trainer.datamodule.test_dataloader().dataset))
-        self._val_l1.append(self.l1("test", batch["index"]).detach() * len(batch["index"]))
+        self.test_l1.update(self.l1("test", batch["index"]).detach(), weight=len(batch["index"]))
 
     def on_test_epoch_end(self) -> None:
-        results = {"l1": torch.stack(self._val_l1).sum() / len(self.samples["test"]["labels"])}
-        self._val_l1 = []
-        per_value = int(self.evaluation["per_value"])
+        results = {"l1": self.test_l1.compute()}
+        self.test_l1.reset()
+        per_value, frequencies = int(self.evaluation["per_value"]), self.value_frequencies()
         rng = torch.Generator().manual_seed(self.seed + 7)
         accuracy, chance = [], []
         for k, (name, values) in enumerate(self.controller.values.items()):
             hits = []
             for v in range(len(values)):
-                images = self.controlled_images(self.requests(k, v, per_value, rng), self.seed + 100 * k + v)
+                images = self.controlled_images(
+                    self.requests(frequencies, k, v, per_value, rng), self.seed + 100 * k + v
+                )
                 hits.append((self.predict(images)[:, k] == v).float().mean())
             results[f"control_acc_{name}"] = torch.stack(hits).mean()
             accuracy.append(results[f"control_acc_{name}"])
             chance.append(1.0 / len(values))
         results["control_acc"], results["chance_acc"] = torch.stack(accuracy).mean(), torch.tensor(np.mean(chance))
         self.log_dict({f"test/{k}": v.float() for k, v in results.items()})
-        save_figure(self.trainer, "controlled", self.grid_figure())
+        save_figure(self.trainer, "controlled", self.grid_figure([int(f.argmax()) for f in frequencies]))
 
-    def grid_figure(self) -> Figure:
+    def grid_figure(self, modes: Sequence[int]) -> Figure:
         """Rows = identities, columns = each attribute's values requested (the others at their most frequent)."""
         rows = int(self.evaluation["grid_rows"])
-        modes = [int(f.argmax()) for f in self.value_frequencies()]
         columns = [(k, v, f"{name}={value}") for k, (name, values) in enumerate(self.controller.values.items())
                    for v, value in enumerate(values)]  # fmt: skip
         fig = Figure(figsize=(1.5 * len(columns), 1.5 * rows + 0.4), layout="constrained")
