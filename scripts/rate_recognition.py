@@ -40,7 +40,6 @@ from biobench.metrics.compression.rate_recognition import (
     Scorer,
     cached_baseline,
     classification_scorer,
-    roundtrip_images,
     unsupported,
     verification_scorer,
 )
@@ -123,29 +122,29 @@ def build_scorer(
     return verification_scorer(recognizer, samples["image"], *labels, fars=args.fars, impostors=args.impostors)
 
 
-def quality_sweep(text: str) -> tuple[str, tuple[float, ...]]:
-    """``CODEC=Q1,Q2,...`` of ``--qualities`` as ``(codec, qualities)``."""
-    name, _, values = text.partition("=")
+def codec_values(text: str, flag: str, sep: str, form: str) -> tuple[str, tuple[float, ...]]:
+    """``CODEC<sep>V1,V2,...`` of ``flag`` as ``(codec, values)``; an error names the flag and its ``form``."""
+    name, _, values = text.partition(sep)
     if name not in available_codecs() or not values:
-        raise SystemExit(f"--qualities {text}: expected CODEC=Q1,Q2,... with CODEC one of {available_codecs()}.")
+        raise SystemExit(f"{flag} {text}: expected {form} with CODEC one of {available_codecs()}.")
     try:
-        qualities = tuple(float(v) for v in values.split(","))
+        return name, tuple(float(v) for v in values.split(","))
     except ValueError:
-        raise SystemExit(f"--qualities {text}: '{values}' is not a comma-separated list of numbers.") from None
-    if name == "hevc" and ANCHOR_CRF not in qualities:  # the headline's anchor is in every HEVC sweep
-        qualities = (*qualities, ANCHOR_CRF)
-    return name, qualities
+        raise SystemExit(f"{flag} {text}: '{values}' is not a number or comma-separated numbers.") from None
+
+
+def quality_sweep(text: str) -> tuple[str, tuple[float, ...]]:
+    """``CODEC=Q1,Q2,...`` of ``--qualities``; CRF 23 joins any HEVC sweep (the headline's anchor)."""
+    name, qualities = codec_values(text, "--qualities", "=", "CODEC=Q1,Q2,...")
+    return name, (*qualities, ANCHOR_CRF) if name == "hevc" and ANCHOR_CRF not in qualities else qualities
 
 
 def decoded_setting(text: str) -> tuple[str, float]:
     """``CODEC:QUALITY`` of ``--save-decoded`` as ``(codec, quality)``."""
-    name, _, quality = text.partition(":")
-    if name not in available_codecs() or not quality:
-        raise SystemExit(f"--save-decoded {text}: expected CODEC:QUALITY with CODEC one of {available_codecs()}.")
-    try:
-        return name, float(quality)
-    except ValueError:
-        raise SystemExit(f"--save-decoded {text}: the quality '{quality}' is not a number.") from None
+    name, values = codec_values(text, "--save-decoded", ":", "CODEC:QUALITY")
+    if len(values) != 1:
+        raise SystemExit(f"--save-decoded {text}: one quality per setting (repeat the flag's value for more).")
+    return name, values[0]
 
 
 def save_decoded(samples: dict[str, torch.Tensor], settings: Sequence[tuple[str, float]], out: Path,
@@ -164,7 +163,8 @@ def save_decoded(samples: dict[str, torch.Tensor], settings: Sequence[tuple[str,
                 continue
             decoded = arrays
             if setting is not None:
-                decoded = to_uint8(roundtrip_images(get_codec(setting[0]), setting[1], arrays, pool)[0])
+                codec, quality = get_codec(setting[0]), setting[1]
+                decoded = [image for image, _ in pool.map(lambda a, c=codec, q=quality: c.roundtrip(a, q), arrays)]
             print("wrote", write_identity_folder(out / folder, decoded, *labels))
 
 
