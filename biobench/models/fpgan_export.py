@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from tqdm.auto import tqdm
 
+from biobench.metrics.compression.decoded import to_uint8
 from biobench.models.nets.fpgan_generator import FPGANGenerator
 from biobench.utils.checkpoint import read_system_checkpoint
 from biobench.utils.io import atomic_write, read_json, write_json, write_text
@@ -90,12 +91,6 @@ def identity_latents(
         z_app = shared if shared is not None else torch.randn(impressions, g.appearance_dim, generator=rng)
         first = 0 if shared is not None else identity * impressions
         yield z_id, z_app, noise, np.arange(first, first + impressions)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Generator output in [-1, 1] ``[N, C, H, W]`` as 8-bit ``[N, H, W]`` (grey) or ``[N, H, W, 3]``."""
-    pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
 
 
 def _check_folder(out: Path, identities: int, impressions: int, overwrite: bool) -> None:
@@ -165,7 +160,7 @@ def export_generated(
                 if requested is not None:
                     w[:, g.identity_w_dim :] = requested.w_app.to(w).repeat(len(chunk), 1)
                 images = g.synthesis(g.truncate(w, settings.psi_id, settings.psi_app), noise)
-            for k, pixels in enumerate(to_uint8(images)):
+            for k, pixels in enumerate(to_uint8((images.float().clamp(-1, 1) + 1) / 2)):  # [-1, 1] -> [0, 1]
                 identity, impression = start + k // impressions, k % impressions
                 name = f"{identity + 1}_{impression + 1}.png"
                 atomic_write(out / name, lambda tmp, p=pixels: Image.fromarray(p).save(tmp, "PNG"))
