@@ -180,6 +180,16 @@ def test_ema_update_beta_zero_copies_and_one_keeps() -> None:
     assert ema_beta(16, 10_000) ** (10_000 / 16) == pytest.approx(0.5)  # half of the weight after the half-life
 
 
+def test_ema_rampup_caps_the_half_life_early_and_lets_go_of_the_start() -> None:
+    assert ema_beta(16, 10_000, 1_600, rampup=0.05) == pytest.approx(0.5 ** (16 / 80))  # 5 % of 1,600 images
+    assert ema_beta(16, 10_000, 10**7, rampup=0.05) == ema_beta(16, 10_000)  # later the fixed half-life rules
+    # 800 iterations of 16: the random start keeps 41 % of the average with a fixed half-life, nothing with the rampup
+    start = [math.prod(ema_beta(16, 10_000, 16 * k, rampup) for k in range(1, 801)) for rampup in (None, 0.05)]
+    assert start[0] == pytest.approx(0.41, abs=0.01) and start[1] < 1e-6
+    with pytest.raises(ValueError, match="images_seen"):
+        ema_beta(16, 10_000, rampup=0.05)
+
+
 def test_r1_penalty_of_a_linear_discriminator_is_the_squared_weight_norm() -> None:
     a = torch.randn(1, 1, 4, 4, requires_grad=True)
     x = torch.randn(3, 1, 4, 4).requires_grad_()

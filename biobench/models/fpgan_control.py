@@ -196,6 +196,8 @@ class FPGANControl(System):
         recognizer: the frozen Recognizer (a factory taking ``spec=``) of the identity loss and every metric.
         augment: DiffAugment policy of D's inputs (comma-separated; empty: none).
         ema_half_life_images: half-life of ``g_ema`` in images.
+        ema_rampup: ``None``, or at most this fraction of the images seen so far as half-life (StyleGAN2-ADA: 0.05;
+            for runs shorter than a few half-lives).
         evaluation: ``{seed, val: [identities, impressions], test: [...], grid: [rows, cols], knn, batch_size}``.
         export: ``{dir, identities, impressions, seed, psi_id, psi_app, shared_appearance}``: with a ``dir``, the
             test stage ends by exporting a synthetic set of g_ema there (:mod:`biobench.models.fpgan_export`).
@@ -222,6 +224,7 @@ class FPGANControl(System):
         recognizer: Recognizer | Callable[..., Recognizer] | None = None,
         augment: str = ",".join(AUGMENTATIONS),
         ema_half_life_images: float = 10_000.0,
+        ema_rampup: float | None = None,
         evaluation: dict[str, Any] | None = None,
         export: dict[str, Any] | None = None,
     ) -> None:
@@ -239,8 +242,8 @@ class FPGANControl(System):
             )
         self.save_hyperparameters({
             "generator": generator, "discriminator": discriminator, "losses": losses, "regularization": regularization,
-            "augment": augment, "ema_half_life_images": ema_half_life_images, "evaluation": evaluation,
-            "resolution": resolution, "img_channels": spec.in_chans,
+            "augment": augment, "ema_half_life_images": ema_half_life_images, "ema_rampup": ema_rampup,
+            "evaluation": evaluation, "resolution": resolution, "img_channels": spec.in_chans,
         })  # fmt: skip
         self.generator = FPGANGenerator(resolution=resolution, img_channels=spec.in_chans, **generator)
         self.discriminator = FPGANDiscriminator(resolution=resolution, img_channels=spec.in_chans, **discriminator)
@@ -268,6 +271,9 @@ class FPGANControl(System):
             raise ValueError(f"model.regularization r1_every / pl_every / pl_batch_shrink must be >= 1, got {reg}.")
         diff_augment(torch.zeros(1, 1, 4, 4), augment)  # an unknown policy fails here, not in the first step
         self.augment, self.ema_half_life_images = augment, float(ema_half_life_images)
+        self.ema_rampup = None if ema_rampup is None else float(ema_rampup)
+        if self.ema_rampup is not None and self.ema_rampup <= 0:
+            raise ValueError(f"model.ema_rampup must be > 0 (or null: none), got {ema_rampup}.")
         self.g_optimizer_factory, self.d_optimizer_factory = g_optimizer, d_optimizer
         self.evaluation = evaluation
         self.export = dict(to_plain(export or {}))
@@ -339,7 +345,8 @@ class FPGANControl(System):
             g_opt.step()
         d.requires_grad_(True)
 
-        ema_update(self.g_ema, self.generator, ema_beta(n, self.ema_half_life_images))
+        seen = (int(self.iteration) + 1) * n
+        ema_update(self.g_ema, self.generator, ema_beta(n, self.ema_half_life_images, seen, self.ema_rampup))
         self.iteration += 1
         logs = {k: v.detach() for k, v in logs.items()}
         shown = ("loss", "d_loss")

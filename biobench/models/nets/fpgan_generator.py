@@ -213,8 +213,19 @@ class FPGANGenerator(nn.Module):
         return (image, w) if return_w else image
 
 
-def ema_beta(batch_size: int, half_life_images: float) -> float:
-    """Per-step EMA decay for a half-life counted in images (GAN-Control / StyleGAN2: 10k images)."""
+def ema_beta(
+    batch_size: int, half_life_images: float, images_seen: int | None = None, rampup: float | None = None
+) -> float:
+    """Per-step EMA decay for a half-life counted in images (GAN-Control / StyleGAN2: 10k images).
+
+    With ``rampup`` (StyleGAN2-ADA's ``ema_rampup``, 0.05 in its small-data configs) the half-life is at most
+    ``rampup * images_seen``, so the EMA of a short run does not keep its random initialisation: after 800
+    iterations of 16 images a fixed 10k-image half-life still gives the initial weights 41 % of the average.
+    """
+    if rampup is not None:
+        if images_seen is None or rampup <= 0:
+            raise ValueError(f"ema_beta: a rampup needs images_seen and rampup > 0, got {images_seen} / {rampup}.")
+        half_life_images = min(half_life_images, rampup * max(images_seen, batch_size))
     return 0.5 ** (batch_size / half_life_images)
 
 
