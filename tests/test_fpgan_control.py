@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from biobench.contracts import DataSpec
-from biobench.metrics.generation import frechet_distance, knn_precision_recall
+from biobench.metrics.generation import frechet_distance, knn_precision_recall, shared_factor_ratio
 from biobench.models.fpgan_control import FPGANControl, SampleSet, identity_verification
 from biobench.models.fpgan_export import load_generator
 from biobench.models.fpgan_losses import (
@@ -183,6 +183,18 @@ def test_frechet_distance_and_knn_precision_recall() -> None:
     assert knn_precision_recall(x, x + 100) == (0.0, 0.0)
     precision, recall = knn_precision_recall(x, x[:100] * 0.3)  # a collapsed generator: precise, low recall
     assert precision > 0.9 and recall < 0.5
+
+
+def test_shared_factor_ratio_is_zero_when_the_factor_fixes_the_features_and_one_when_it_is_ignored() -> None:
+    rng = torch.Generator().manual_seed(0)
+    appearance, identity = torch.arange(4).repeat(50), torch.arange(50).repeat_interleave(4)  # 50 x 4, shared z_app
+    looks, faces = torch.randn(4, 8, generator=rng), torch.randn(50, 8, generator=rng)
+    assert shared_factor_ratio(looks[appearance], appearance, identity) == pytest.approx(0.0, abs=1e-12)
+    assert shared_factor_ratio(faces[identity], appearance, identity) == pytest.approx(1.0, abs=0.05)
+    mixed = shared_factor_ratio(looks[appearance] + faces[identity], appearance, identity)
+    assert 0.2 < mixed < 0.8  # half of the variance from each factor
+    with pytest.raises(ValueError, match="share nothing"):
+        shared_factor_ratio(looks[appearance][:4], appearance[:4], identity[:4])  # one identity: no pair apart
 
 
 def test_identity_verification_and_fixed_samples() -> None:

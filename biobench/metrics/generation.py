@@ -1,5 +1,6 @@
 """Generation metrics in a feature space (a Recognizer's embeddings: no Inception weights offline): the Fréchet
-distance and Kynkäänniemi et al.'s k-NN manifold precision / recall, float64."""
+distance and Kynkäänniemi et al.'s k-NN manifold precision / recall, float64; and how much one latent factor fixes
+a feature (:func:`shared_factor_ratio`, FPGAN-Control's appearance disentanglement)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,20 @@ def knn_precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> 
     precision = (d <= knn_radii(real, k)[None, :]).any(dim=1).double().mean()
     recall = (d <= knn_radii(fake, k)[:, None]).any(dim=0).double().mean()
     return float(precision), float(recall)
+
+
+def shared_factor_ratio(features: torch.Tensor, shared: torch.Tensor, other: torch.Tensor) -> float:
+    """Mean squared distance of the sample pairs that share the ``shared`` factor (and differ in ``other``) over
+    that of the pairs that share neither, float64: 0 = the shared factor alone fixes the features, ~1 = it does not
+    matter. ``features [N, ...]``, ``shared`` / ``other`` ``[N]`` integer labels (e.g. appearance and identity
+    latents)."""
+    shared, other = torch.as_tensor(shared), torch.as_tensor(other)
+    if not len(features) == len(shared) == len(other):
+        raise ValueError(f"shared_factor_ratio: {len(features)} features, {len(shared)} / {len(other)} labels.")
+    d = torch.cdist(features.double().flatten(1), features.double().flatten(1)).square()
+    apart = other[:, None] != other[None, :]
+    same = (shared[:, None] == shared[None, :]) & apart
+    neither = (shared[:, None] != shared[None, :]) & apart
+    if not same.any() or not neither.any():
+        raise ValueError("shared_factor_ratio needs pairs that share the factor and pairs that share nothing.")
+    return float(d[same].mean() / d[neither].mean())

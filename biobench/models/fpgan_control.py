@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from biobench.contracts import DataSpec, Recognizer
-from biobench.metrics.generation import frechet_distance, knn_precision_recall
+from biobench.metrics.generation import frechet_distance, knn_precision_recall, shared_factor_ratio
 from biobench.metrics.verification import (
     all_impostor_scores,
     equal_error_rate,
@@ -87,7 +87,7 @@ log = logging.getLogger(__name__)
 
 ID_TAR = f"id_{far_name(1e-3)}"
 EVALUATION = {"seed": 0, "val": [32, 8], "test": [64, 4], "grid": [6, 6], "knn": 3, "batch_size": 64}
-STAGE_SEEDS = {"val": 0, "test": 1, "grid": 2}  # offsets of evaluation.seed
+STAGE_SEEDS = {"val": 0, "test": 1, "grid": 2, "appearance": 3}  # offsets of evaluation.seed
 CALIBRATION = {"images": 512, "id_quantiles": [0.5, 0.1], "app_quantiles": [0.01, 0.1]}
 
 
@@ -207,7 +207,7 @@ class FPGANControl(System):
     metrics = (
         "train/loss", "train/d_loss", "train/adv_loss", "train/id_loss", "train/app_loss", "train/r1_loss",
         "train/pl_loss", "val/fd", "val/id_eer",
-        "test/fd", "test/precision", "test/recall", "test/id_eer", f"test/{ID_TAR}",
+        "test/fd", "test/precision", "test/recall", "test/id_eer", f"test/{ID_TAR}", "test/app_ratio",
     )  # fmt: skip
     checked_hparams = ("generator", "discriminator", "resolution", "img_channels")
     checkpoint_excluded_prefixes = ("recognizer.",)
@@ -409,10 +409,12 @@ class FPGANControl(System):
 
     # -- evaluation -------------------------------------------------------------------------------------------------
     def sample_set(self, stage: str) -> SampleSet:
-        """The fixed ``evaluation[stage]`` samples (``identities x impressions``; the grid's share appearances)."""
-        identities, impressions = self.evaluation[stage]
+        """The fixed ``evaluation[stage]`` samples (``identities x impressions``); the grid's and the appearance
+        test's (``evaluation.test``'s size) share appearances: impression ``j`` of every identity, one ``z_app``."""
+        identities, impressions = self.evaluation["test" if stage == "appearance" else stage]
         seed = self.evaluation["seed"] + STAGE_SEEDS[stage]
-        return SampleSet.draw(self.g_ema, identities, impressions, seed, shared_appearance=stage == "grid")
+        shared = stage in ("grid", "appearance")
+        return SampleSet.draw(self.g_ema, identities, impressions, seed, shared_appearance=shared)
 
     def sample_embeddings(self, samples: SampleSet) -> torch.Tensor:
         """Recognizer embeddings of g_ema's ``samples`` (clamped to [-1, 1]), in chunks."""
@@ -446,12 +448,24 @@ class FPGANControl(System):
         results = identity_verification(fake, samples.identity, samples.impression)
         results["fd"] = float(frechet_distance(real, fake))
         results["precision"], results["recall"] = knn_precision_recall(real, fake, self.evaluation["knn"])
+        results["app_ratio"] = self.appearance_ratio()
         self.log_dict({f"test/{k}": torch.tensor(v, dtype=torch.float32) for k, v in results.items()})
         self._real = []
         rows, cols = self.evaluation["grid"]
         grid = self.sample_set("grid")
         images = grid.images(self.g_ema, torch.arange(len(grid), device=self.device))
         save_figure(self.trainer, "samples", sample_grid_figure(images, rows, cols))
+
+    def appearance_ratio(self) -> float:
+        """How much ``z_app`` alone fixes the appearance: :func:`shared_factor_ratio` of the appearance loss's blurred
+        thumbnails, pairs of other identities with one ``z_app`` against pairs sharing nothing (0 = disentangled)."""
+        samples = self.sample_set("appearance")
+        rows = torch.arange(len(samples), device=self.device).split(self.evaluation["batch_size"])
+        thumbnails = torch.cat([
+            appearance_thumbnails(samples.images(self.g_ema, r).clamp(-1, 1), self.blur_sigma, self.thumb_size)
+            for r in rows
+        ])  # fmt: skip
+        return shared_factor_ratio(thumbnails, torch.as_tensor(samples.impression), torch.as_tensor(samples.identity))
 
     def on_test_end(self) -> None:
         """Export a synthetic set of g_ema when ``export.dir`` is set, after the metrics; ``export.json`` names the
