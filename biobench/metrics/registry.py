@@ -64,6 +64,7 @@ for _pattern, _info in {
     "precision": MetricInfo("max", "%", 100.0, "k-NN precision: share of generated samples on the real manifold"),
     "recall": MetricInfo("max", "%", 100.0, "k-NN recall: share of real samples on the generated manifold"),
     "fid": MetricInfo("min", "", 1.0, "Frechet inception distance"),
+    "app_ratio": MetricInfo("min", "", 1.0, "appearance distance of shared-z_app samples over unrelated ones"),
     "l1": MetricInfo("min", "", 1.0, "mean absolute error of a regression (the controller's w)"),
     "control_acc*": MetricInfo("max", "%", 100.0, "share of controlled generations that show the requested value"),
     "chance_acc": MetricInfo("max", "%", 100.0, "control accuracy without a controller (1 / values)"),
