@@ -136,14 +136,20 @@ def test_losses_have_gradients_into_g_only_and_the_recognizer_is_kept_out() -> N
     assert d_opt.param_groups[0]["betas"] == pytest.approx((0.0, 0.99 ** (2 / 3)))
 
 
-def test_one_manual_training_step_changes_g_d_and_the_ema_copy() -> None:
-    model = tiny_gan()
+def fit_one_step(model: FPGANControl) -> pl.Trainer:
+    """One training iteration of ``model`` on 8 random [-1, 1] images of 4 fingers."""
     torch.manual_seed(0)
     data = [{"image": torch.rand(1, 32, 32) * 2 - 1, "finger": torch.tensor(i // 2)} for i in range(8)]
-    before = {k: v.clone() for k, v in model.state_dict().items()}
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
     trainer.fit(model, train_dataloaders=DataLoader(data, batch_size=8))
+    return trainer
+
+
+def test_one_manual_training_step_changes_g_d_and_the_ema_copy() -> None:
+    model = tiny_gan()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = fit_one_step(model)
     after = model.state_dict()
     changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"generator", "discriminator", "g_ema", "iteration", "mean_path_length"}
@@ -154,6 +160,20 @@ def test_one_manual_training_step_changes_g_d_and_the_ema_copy() -> None:
     )
     total = logged["train/adv_loss"] + 1.0 * logged["train/id_loss"] + 5.0 * logged["train/app_loss"]
     assert float(logged["train/loss"]) == pytest.approx(float(total), rel=1e-5)
+
+
+def test_ema_rampup_lets_the_first_steps_ema_follow_the_generator() -> None:
+    fixed = tiny_gan()
+    torch.manual_seed(0)
+    ramped = FPGANControl(SPEC, TINY_G, TINY_D, LOSSES, {"r1_every": 2, "pl_every": 2}, adam, adam,
+                          recognizer=tiny_recognizer(SPEC), ema_rampup=0.05)  # fmt: skip
+    for model in (fixed, ramped):
+        fit_one_step(model)
+    gaps = [max(float((e - p).abs().max()) for e, p in zip(m.g_ema.parameters(), m.generator.parameters(),
+                                                           strict=True)) for m in (fixed, ramped)]  # fmt: skip
+    assert gaps[1] < 1e-4 < gaps[0]  # half-life 0.05 x 8 images: g_ema = G; 10k images: g_ema ~ the initial G
+    with pytest.raises(ValueError, match="ema_rampup must be > 0"):
+        FPGANControl(SPEC, TINY_G, TINY_D, LOSSES, {}, adam, adam, recognizer=tiny_recognizer(SPEC), ema_rampup=0)
 
 
 def test_bad_data_or_recognizer_is_refused_clearly() -> None:

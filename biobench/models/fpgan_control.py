@@ -416,10 +416,14 @@ class FPGANControl(System):
         shared = stage in ("grid", "appearance")
         return SampleSet.draw(self.g_ema, identities, impressions, seed, shared_appearance=shared)
 
-    def sample_embeddings(self, samples: SampleSet) -> torch.Tensor:
-        """Recognizer embeddings of g_ema's ``samples`` (clamped to [-1, 1]), in chunks."""
+    def over_samples(self, samples: SampleSet, features: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``features`` of g_ema's ``samples`` (clamped to [-1, 1]), generated in chunks of ``batch_size``."""
         rows = torch.arange(len(samples), device=self.device).split(self.evaluation["batch_size"])
-        return torch.cat([self.recognizer.embed(samples.images(self.g_ema, r).clamp(-1, 1)) for r in rows])
+        return torch.cat([features(samples.images(self.g_ema, r).clamp(-1, 1)) for r in rows])
+
+    def sample_embeddings(self, samples: SampleSet) -> torch.Tensor:
+        """Recognizer embeddings of g_ema's ``samples``."""
+        return self.over_samples(samples, self.recognizer.embed)
 
     def on_validation_epoch_start(self) -> None:
         self._real = []
@@ -460,11 +464,7 @@ class FPGANControl(System):
         """How much ``z_app`` alone fixes the appearance: :func:`shared_factor_ratio` of the appearance loss's blurred
         thumbnails, pairs of other identities with one ``z_app`` against pairs sharing nothing (0 = disentangled)."""
         samples = self.sample_set("appearance")
-        rows = torch.arange(len(samples), device=self.device).split(self.evaluation["batch_size"])
-        thumbnails = torch.cat([
-            appearance_thumbnails(samples.images(self.g_ema, r).clamp(-1, 1), self.blur_sigma, self.thumb_size)
-            for r in rows
-        ])  # fmt: skip
+        thumbnails = self.over_samples(samples, lambda x: appearance_thumbnails(x, self.blur_sigma, self.thumb_size))
         return shared_factor_ratio(thumbnails, torch.as_tensor(samples.impression), torch.as_tensor(samples.identity))
 
     def on_test_end(self) -> None:
