@@ -14,6 +14,7 @@ from omegaconf import OmegaConf, open_dict
 
 from biobench.eval import evaluate
 from biobench.train import train
+from biobench.utils.run import finished_run
 
 FAST = ["experiment=prune_digits", "trainer.max_epochs=3", "logger=csv"]
 
@@ -152,6 +153,9 @@ def test_skip_done_reuses_a_finished_run_of_the_same_config_only(compose_train) 
     first = train(cfg)
     out = Path(cfg.paths.output_dir)
     stamp = (out / "metrics.json").stat().st_mtime_ns
+    relaunched = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    relaunched.hydra.run.dir = "logs/runs/2030-01-01_00-00-00"
+    assert finished_run(out, relaunched) is not None  # the launch time in Hydra's node says nothing about the run
     again = train(compose_train(*FAST, "trainer.max_epochs=1", "skip_done=true"))
     assert again["test/acc"] == pytest.approx(float(first["test/acc"]))
     assert (out / "metrics.json").stat().st_mtime_ns == stamp  # nothing retrained or rewritten

@@ -98,20 +98,23 @@ def run_status(output_dir: str | Path) -> Iterator[None]:
 
 def finished_run(output_dir: str | Path, cfg: DictConfig) -> dict[str, Any] | None:
     """The metrics of a run that already finished in ``output_dir`` with this same config (``status.json`` done,
-    ``metrics.json`` present, the saved ``config.yaml`` equal to ``cfg`` resolved, ``skip_done`` aside); else
-    ``None``. Lets a re-launched multirun skip the jobs an interrupted one completed."""
+    ``metrics.json`` present, the saved ``config.yaml`` equal to ``cfg`` resolved, ``skip_done`` and ``hydra``
+    aside); else ``None``. Lets a re-launched multirun skip the jobs an interrupted one completed."""
     output_dir = Path(output_dir)
     status, metrics, saved = (output_dir / name for name in (STATUS_FILE, "metrics.json", "config.yaml"))
     if not (status.is_file() and metrics.is_file() and saved.is_file()):
         return None
     if read_json(status, "run status").get("status") != "done":
         return None
-    same = _without_skip_done(OmegaConf.load(saved)) == _without_skip_done(cfg)
+    same = _run_settings(OmegaConf.load(saved)) == _run_settings(cfg)
     return read_json(metrics, "run metrics") if same else None
 
 
-def _without_skip_done(cfg: DictConfig) -> dict[str, Any]:
-    return {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items() if key != "skip_done"}
+def _run_settings(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg`` resolved, without ``skip_done`` and Hydra's own node (present in a composed config: its run /
+    sweep dirs carry the launch time, which says nothing about the run)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    return {key: value for key, value in container.items() if key not in ("skip_done", "hydra")}
 
 
 def describe_failure(err: BaseException) -> str:
